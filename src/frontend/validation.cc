@@ -1,0 +1,93 @@
+#include "frontend/validation.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+
+namespace almanac::frontend {
+
+namespace {
+
+absl::Status CheckId(const std::string& value, const char* field, const ValidationLimits& limits) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(field, " is not set on request."));
+  if (value.size() > limits.max_id_length) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " exceeds length limit of ",
+                                                   limits.max_id_length, " bytes."));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckDuration(const google::protobuf::Duration& d, const char* field) {
+  if (d.seconds() < 0 || d.nanos() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " must not be negative."));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateNamespaceName(const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("Namespace is not set on request.");
+  if (name.size() > 255) return absl::InvalidArgumentError("Namespace exceeds length limit.");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateBlob(size_t size, const char* what, const ValidationLimits& limits) {
+  if (size > limits.max_blob_size) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " size of ", size,
+                                                   " bytes exceeds the limit of ",
+                                                   limits.max_blob_size, " bytes."));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTaskQueue(const temporal::api::taskqueue::v1::TaskQueue& tq,
+                               const ValidationLimits& limits) {
+  return CheckId(tq.name(), "TaskQueue", limits);
+}
+
+absl::Status ValidateExecution(const temporal::api::common::v1::WorkflowExecution& e,
+                               const ValidationLimits& limits) {
+  absl::Status st = CheckId(e.workflow_id(), "WorkflowId", limits);
+  if (!st.ok()) return st;
+  if (e.run_id().size() > limits.max_id_length) {
+    return absl::InvalidArgumentError("RunId exceeds length limit.");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkflowExecutionRequest& r,
+                           const ValidationLimits& limits) {
+  for (absl::Status st : {CheckId(r.workflow_id(), "WorkflowId", limits),
+                          CheckId(r.workflow_type().name(), "WorkflowType", limits),
+                          ValidateTaskQueue(r.task_queue(), limits),
+                          CheckDuration(r.workflow_execution_timeout(), "WorkflowExecutionTimeout"),
+                          CheckDuration(r.workflow_run_timeout(), "WorkflowRunTimeout"),
+                          CheckDuration(r.workflow_task_timeout(), "WorkflowTaskTimeout"),
+                          ValidateBlob(r.input().ByteSizeLong(), "Input", limits)}) {
+    if (!st.ok()) return st;
+  }
+  if (r.request_id().size() > limits.max_id_length) {
+    return absl::InvalidArgumentError("RequestId exceeds length limit.");
+  }
+  if (!r.cron_schedule().empty()) {
+    return absl::UnimplementedError("cron_schedule is not supported by this server yet.");
+  }
+  if (r.has_workflow_start_delay() &&
+      (r.workflow_start_delay().seconds() != 0 || r.workflow_start_delay().nanos() != 0)) {
+    return absl::UnimplementedError("workflow_start_delay is not supported by this server yet.");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::TaskToken> ParseTaskToken(const std::string& bytes, bool activity) {
+  if (bytes.empty()) return absl::InvalidArgumentError("Task token is not set on request.");
+  v1::TaskToken token;
+  if (!token.ParseFromString(bytes) || token.namespace_id().empty() ||
+      token.workflow_id().empty() || token.run_id().empty() || token.scheduled_event_id() <= 0 ||
+      token.is_activity() != activity) {
+    return absl::InvalidArgumentError("Error deserializing task token.");
+  }
+  return token;
+}
+
+}  // namespace almanac::frontend

@@ -1,0 +1,458 @@
+#include "frontend/workflow_service.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "common/ids.h"
+#include "common/status_details.h"
+#include "frontend/errors.h"
+#include "history/state_machine.h"
+
+namespace almanac::frontend {
+namespace {
+
+namespace ws = temporal::api::workflowservice::v1;
+namespace enums = temporal::api::enums::v1;
+using grpc::CallbackServerContext;
+using grpc::ServerUnaryReactor;
+
+// Long polls get at most this long when the client set no deadline.
+constexpr absl::Duration kDefaultPollWindow = absl::Seconds(60);
+
+absl::Time DeadlineOf(CallbackServerContext* ctx, absl::Time now) {
+  const absl::Time deadline = absl::FromChrono(ctx->deadline());
+  if (deadline > now + absl::Hours(1)) return now + kDefaultPollWindow;
+  return deadline;
+}
+
+// A long poll: answered once from whichever thread has the answer; tells matching when the
+// client goes away; frees itself when gRPC is done with it.
+class PollReactor final : public ServerUnaryReactor {
+ public:
+  explicit PollReactor(matching::MatchingClient* matching) : matching_(matching) {}
+
+  void SetPollId(uint64_t id) {
+    bool cancel;
+    {
+      absl::MutexLock lock(&mu_);
+      poll_id_ = id;
+      cancel = cancelled_;
+    }
+    if (cancel) matching_->CancelPoll(id);
+  }
+
+  void OnCancel() override {
+    uint64_t id;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      id = poll_id_;
+    }
+    if (id != 0) matching_->CancelPoll(id);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  matching::MatchingClient* const matching_;
+  absl::Mutex mu_;
+  uint64_t poll_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+ws::DescribeNamespaceResponse DescribeRecord(const v1::NamespaceRecord& r) {
+  ws::DescribeNamespaceResponse out;
+  *out.mutable_namespace_info() = r.info();
+  *out.mutable_config() = r.config();
+  *out.mutable_replication_config() = r.replication_config();
+  out.set_failover_version(r.failover_version());
+  out.set_is_global_namespace(r.is_global_namespace());
+  return out;
+}
+
+class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
+ public:
+  WorkflowServiceImpl(NamespaceRegistry* namespaces, history::HistoryClient* history,
+                      matching::MatchingClient* matching, Executor* executor, Clock* clock,
+                      ServerIdentity identity, ValidationLimits limits)
+      : namespaces_(namespaces),
+        history_(history),
+        matching_(matching),
+        executor_(executor),
+        clock_(clock),
+        identity_(std::move(identity)),
+        limits_(limits) {}
+
+  // Runs `fn` on the executor and finishes the call with the status it returns.
+  template <typename Fn>
+  ServerUnaryReactor* Run(CallbackServerContext* ctx, Fn fn) {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    executor_->Post([reactor, fn = std::move(fn)]() mutable {
+      reactor->Finish(ToGrpcStatus(fn()));
+    });
+    return reactor;
+  }
+
+  absl::StatusOr<std::string> NamespaceId(const std::string& name) {
+    absl::Status st = ValidateNamespaceName(name);
+    if (!st.ok()) return st;
+    auto ns = namespaces_->GetByName(name);
+    if (!ns.ok()) return ns.status();
+    return ns->info().id();
+  }
+
+  // ---- Cluster and namespaces -------------------------------------------------------------
+
+  ServerUnaryReactor* GetSystemInfo(CallbackServerContext* ctx, const ws::GetSystemInfoRequest*,
+                                    ws::GetSystemInfoResponse* resp) override {
+    resp->set_server_version(identity_.server_version);
+    auto* caps = resp->mutable_capabilities();
+    // Only what is implemented. Failures are stored and returned as the SDK encoded them.
+    caps->set_sdk_metadata(true);
+    caps->set_encoded_failure_attributes(true);
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  ServerUnaryReactor* GetClusterInfo(CallbackServerContext* ctx, const ws::GetClusterInfoRequest*,
+                                     ws::GetClusterInfoResponse* resp) override {
+    resp->set_server_version(identity_.server_version);
+    resp->set_cluster_id(identity_.cluster_id);
+    resp->set_cluster_name(identity_.cluster_name);
+    resp->set_history_shard_count(identity_.num_shards);
+    resp->set_persistence_store(identity_.store);
+    resp->set_visibility_store(identity_.store);
+    resp->mutable_version_info()->mutable_current()->set_version(identity_.server_version);
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  ServerUnaryReactor* RegisterNamespace(CallbackServerContext* ctx,
+                                        const ws::RegisterNamespaceRequest* req,
+                                        ws::RegisterNamespaceResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      absl::Status st = ValidateNamespaceName(req->namespace_());
+      if (!st.ok()) return st;
+      if (req->has_workflow_execution_retention_period() &&
+          history::FromProto(req->workflow_execution_retention_period()) < absl::ZeroDuration()) {
+        return absl::InvalidArgumentError("WorkflowExecutionRetentionPeriod must not be negative.");
+      }
+      v1::NamespaceRecord record;
+      auto* info = record.mutable_info();
+      info->set_name(req->namespace_());
+      info->set_id(NewUuid());
+      info->set_state(enums::NAMESPACE_STATE_REGISTERED);
+      info->set_description(req->description());
+      info->set_owner_email(req->owner_email());
+      *info->mutable_data() = req->data();
+      auto* config = record.mutable_config();
+      *config->mutable_workflow_execution_retention_ttl() =
+          req->has_workflow_execution_retention_period()
+              ? req->workflow_execution_retention_period()
+              : history::ToProto(absl::Hours(72));
+      config->set_history_archival_state(enums::ARCHIVAL_STATE_DISABLED);
+      config->set_visibility_archival_state(enums::ARCHIVAL_STATE_DISABLED);
+      record.mutable_replication_config()->set_active_cluster_name(identity_.cluster_name);
+      record.mutable_replication_config()->add_clusters()->set_cluster_name(identity_.cluster_name);
+      return namespaces_->Register(record);
+    });
+  }
+
+  ServerUnaryReactor* DescribeNamespace(CallbackServerContext* ctx,
+                                        const ws::DescribeNamespaceRequest* req,
+                                        ws::DescribeNamespaceResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      absl::StatusOr<v1::NamespaceRecord> ns;
+      if (!req->id().empty()) {
+        ns = namespaces_->GetById(req->id());
+      } else {
+        absl::Status st = ValidateNamespaceName(req->namespace_());
+        if (!st.ok()) return st;
+        ns = namespaces_->GetByName(req->namespace_());
+      }
+      if (!ns.ok()) return ns.status();
+      *resp = DescribeRecord(*ns);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* ListNamespaces(CallbackServerContext* ctx, const ws::ListNamespacesRequest*,
+                                     ws::ListNamespacesResponse* resp) override {
+    return Run(ctx, [this, resp]() -> absl::Status {
+      auto all = namespaces_->List();
+      if (!all.ok()) return all.status();
+      for (const auto& r : *all) *resp->add_namespaces() = DescribeRecord(r);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* UpdateNamespace(CallbackServerContext* ctx,
+                                      const ws::UpdateNamespaceRequest* req,
+                                      ws::UpdateNamespaceResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      absl::Status st = ValidateNamespaceName(req->namespace_());
+      if (!st.ok()) return st;
+      auto ns = namespaces_->GetByName(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      v1::NamespaceRecord record = *ns;
+      if (req->has_update_info()) {
+        const auto& u = req->update_info();
+        if (!u.description().empty()) record.mutable_info()->set_description(u.description());
+        if (!u.owner_email().empty()) record.mutable_info()->set_owner_email(u.owner_email());
+        for (const auto& [k, v] : u.data()) (*record.mutable_info()->mutable_data())[k] = v;
+      }
+      if (req->has_config()) {
+        const auto& c = req->config();
+        if (c.has_workflow_execution_retention_ttl()) {
+          if (history::FromProto(c.workflow_execution_retention_ttl()) < absl::ZeroDuration()) {
+            return absl::InvalidArgumentError("WorkflowExecutionRetentionTtl must not be negative.");
+          }
+          *record.mutable_config()->mutable_workflow_execution_retention_ttl() =
+              c.workflow_execution_retention_ttl();
+        }
+        if (!c.custom_search_attribute_aliases().empty() || c.has_bad_binaries()) {
+          return absl::UnimplementedError(
+              "search attribute aliases and bad binaries are not supported by this server yet.");
+        }
+      }
+      if (req->has_replication_config() || !req->promote_namespace() == false) {
+        return absl::UnimplementedError("namespace replication is not supported by this server.");
+      }
+      st = namespaces_->Update(record);
+      if (!st.ok()) return st;
+      *resp->mutable_namespace_info() = record.info();
+      *resp->mutable_config() = record.config();
+      *resp->mutable_replication_config() = record.replication_config();
+      resp->set_failover_version(record.failover_version());
+      resp->set_is_global_namespace(record.is_global_namespace());
+      return absl::OkStatus();
+    });
+  }
+
+  // ---- Workflows ----------------------------------------------------------------------------
+
+  ServerUnaryReactor* StartWorkflowExecution(CallbackServerContext* ctx,
+                                             const ws::StartWorkflowExecutionRequest* req,
+                                             ws::StartWorkflowExecutionResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateStart(*req, limits_);
+      if (!st.ok()) return st;
+      ws::StartWorkflowExecutionRequest request = *req;
+      if (request.request_id().empty()) request.set_request_id(NewUuid());
+      auto r = history_->StartWorkflowExecution(*ns, request);
+      if (!r.ok()) return r.status();
+      *resp = std::move(*r);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* TerminateWorkflowExecution(CallbackServerContext* ctx,
+                                                 const ws::TerminateWorkflowExecutionRequest* req,
+                                                 ws::TerminateWorkflowExecutionResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateExecution(req->workflow_execution(), limits_);
+      if (!st.ok()) return st;
+      return history_->TerminateWorkflowExecution(*ns, *req);
+    });
+  }
+
+  ServerUnaryReactor* RequestCancelWorkflowExecution(
+      CallbackServerContext* ctx, const ws::RequestCancelWorkflowExecutionRequest* req,
+      ws::RequestCancelWorkflowExecutionResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateExecution(req->workflow_execution(), limits_);
+      if (!st.ok()) return st;
+      return history_->RequestCancelWorkflowExecution(*ns, *req);
+    });
+  }
+
+  ServerUnaryReactor* DescribeWorkflowExecution(CallbackServerContext* ctx,
+                                                const ws::DescribeWorkflowExecutionRequest* req,
+                                                ws::DescribeWorkflowExecutionResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateExecution(req->execution(), limits_);
+      if (!st.ok()) return st;
+      auto r = history_->DescribeWorkflowExecution(*ns, *req);
+      if (!r.ok()) return r.status();
+      *resp = std::move(*r);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* GetWorkflowExecutionHistory(
+      CallbackServerContext* ctx, const ws::GetWorkflowExecutionHistoryRequest* req,
+      ws::GetWorkflowExecutionHistoryResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.ok() ? ValidateExecution(req->execution(), limits_) : ns.status();
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      history_->GetWorkflowExecutionHistory(
+          *ns, *req, deadline,
+          [reactor, resp](absl::StatusOr<ws::GetWorkflowExecutionHistoryResponse> r) {
+            if (r.ok()) *resp = std::move(*r);
+            reactor->Finish(ToGrpcStatus(r.status()));
+          });
+    });
+    return reactor;
+  }
+
+  // ---- Workers ------------------------------------------------------------------------------
+
+  ServerUnaryReactor* PollWorkflowTaskQueue(CallbackServerContext* ctx,
+                                            const ws::PollWorkflowTaskQueueRequest* req,
+                                            ws::PollWorkflowTaskQueueResponse* resp) override {
+    auto* reactor = new PollReactor(matching_);
+    auto ns = NamespaceId(req->namespace_());
+    absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
+    if (!st.ok()) {
+      reactor->Finish(ToGrpcStatus(st));
+      return reactor;
+    }
+    const uint64_t id = matching_->PollWorkflowTaskQueue(
+        *ns, *req, DeadlineOf(ctx, clock_->Now()),
+        [reactor, resp](absl::StatusOr<ws::PollWorkflowTaskQueueResponse> r) {
+          if (r.ok()) *resp = std::move(*r);
+          reactor->Finish(ToGrpcStatus(r.status()));
+        });
+    reactor->SetPollId(id);
+    return reactor;
+  }
+
+  ServerUnaryReactor* PollActivityTaskQueue(CallbackServerContext* ctx,
+                                            const ws::PollActivityTaskQueueRequest* req,
+                                            ws::PollActivityTaskQueueResponse* resp) override {
+    auto* reactor = new PollReactor(matching_);
+    auto ns = NamespaceId(req->namespace_());
+    absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
+    if (!st.ok()) {
+      reactor->Finish(ToGrpcStatus(st));
+      return reactor;
+    }
+    const uint64_t id = matching_->PollActivityTaskQueue(
+        *ns, *req, DeadlineOf(ctx, clock_->Now()),
+        [reactor, resp](absl::StatusOr<ws::PollActivityTaskQueueResponse> r) {
+          if (r.ok()) *resp = std::move(*r);
+          reactor->Finish(ToGrpcStatus(r.status()));
+        });
+    reactor->SetPollId(id);
+    return reactor;
+  }
+
+  ServerUnaryReactor* RespondWorkflowTaskCompleted(
+      CallbackServerContext* ctx, const ws::RespondWorkflowTaskCompletedRequest* req,
+      ws::RespondWorkflowTaskCompletedResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), /*activity=*/false);
+      if (!token.ok()) return token.status();
+      auto r = history_->RespondWorkflowTaskCompleted(*token, *req);
+      if (!r.ok()) return r.status();
+      *resp = std::move(*r);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* RespondWorkflowTaskFailed(CallbackServerContext* ctx,
+                                                const ws::RespondWorkflowTaskFailedRequest* req,
+                                                ws::RespondWorkflowTaskFailedResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), false);
+      if (!token.ok()) return token.status();
+      return history_->RespondWorkflowTaskFailed(*token, *req);
+    });
+  }
+
+  ServerUnaryReactor* RespondActivityTaskCompleted(
+      CallbackServerContext* ctx, const ws::RespondActivityTaskCompletedRequest* req,
+      ws::RespondActivityTaskCompletedResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), true);
+      if (!token.ok()) return token.status();
+      absl::Status st = ValidateBlob(req->result().ByteSizeLong(), "Result", limits_);
+      if (!st.ok()) return st;
+      return history_->RespondActivityTaskCompleted(*token, *req);
+    });
+  }
+
+  ServerUnaryReactor* RespondActivityTaskFailed(CallbackServerContext* ctx,
+                                                const ws::RespondActivityTaskFailedRequest* req,
+                                                ws::RespondActivityTaskFailedResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), true);
+      if (!token.ok()) return token.status();
+      return history_->RespondActivityTaskFailed(*token, *req);
+    });
+  }
+
+  ServerUnaryReactor* RespondActivityTaskCanceled(
+      CallbackServerContext* ctx, const ws::RespondActivityTaskCanceledRequest* req,
+      ws::RespondActivityTaskCanceledResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), true);
+      if (!token.ok()) return token.status();
+      return history_->RespondActivityTaskCanceled(*token, *req);
+    });
+  }
+
+  ServerUnaryReactor* RecordActivityTaskHeartbeat(
+      CallbackServerContext* ctx, const ws::RecordActivityTaskHeartbeatRequest* req,
+      ws::RecordActivityTaskHeartbeatResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto token = ParseTaskToken(req->task_token(), true);
+      if (!token.ok()) return token.status();
+      absl::Status st = ValidateBlob(req->details().ByteSizeLong(), "Details", limits_);
+      if (!st.ok()) return st;
+      auto cancel = history_->RecordActivityTaskHeartbeat(*token, *req);
+      if (!cancel.ok()) return cancel.status();
+      resp->set_cancel_requested(*cancel);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* ShutdownWorker(CallbackServerContext* ctx, const ws::ShutdownWorkerRequest* req,
+                                     ws::ShutdownWorkerResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      if (!req->sticky_task_queue().empty()) matching_->ShutdownWorker(*ns, req->sticky_task_queue());
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  NamespaceRegistry* const namespaces_;
+  history::HistoryClient* const history_;
+  matching::MatchingClient* const matching_;
+  Executor* const executor_;
+  Clock* const clock_;
+  const ServerIdentity identity_;
+  const ValidationLimits limits_;
+};
+
+}  // namespace
+
+std::unique_ptr<ws::WorkflowService::CallbackService> NewWorkflowService(
+    NamespaceRegistry* namespaces, history::HistoryClient* history,
+    matching::MatchingClient* matching, Executor* executor, Clock* clock, ServerIdentity identity,
+    ValidationLimits limits) {
+  return std::make_unique<WorkflowServiceImpl>(namespaces, history, matching, executor, clock,
+                                               std::move(identity), limits);
+}
+
+}  // namespace almanac::frontend

@@ -1,0 +1,709 @@
+#include "absl/strings/string_view.h"
+#include "history/history_engine.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "common/status_details.h"
+#include "spdlog/spdlog.h"
+
+namespace almanac::history {
+
+namespace enums = temporal::api::enums::v1;
+using persistence::ExecutionMutation;
+
+namespace {
+
+// FNV-1a: a hash that never changes between builds, since shard ids are persisted.
+uint64_t StableHash(absl::string_view a, absl::string_view b) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](absl::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 1099511628211ULL;
+    }
+  };
+  mix(a);
+  mix(absl::string_view("\0", 1));
+  mix(b);
+  return h;
+}
+
+v1::RunKey MakeRun(const std::string& ns, const std::string& wid, const std::string& rid) {
+  v1::RunKey key;
+  key.set_namespace_id(ns);
+  key.set_workflow_id(wid);
+  key.set_run_id(rid);
+  return key;
+}
+
+v1::RunKey RunOfToken(const v1::TaskToken& token) {
+  return MakeRun(token.namespace_id(), token.workflow_id(), token.run_id());
+}
+
+}  // namespace
+
+HistoryEngine::HistoryEngine(persistence::Stores* stores, NamespaceRegistry* namespaces,
+                             Clock* clock, DeadlineQueue* deadlines, Executor* executor,
+                             HistoryOptions options)
+    : stores_(stores),
+      namespaces_(namespaces),
+      clock_(clock),
+      deadlines_(deadlines),
+      executor_(executor),
+      options_(std::move(options)) {}
+
+HistoryEngine::~HistoryEngine() { Stop(); }
+
+int32_t HistoryEngine::ShardOf(const std::string& namespace_id,
+                               const std::string& workflow_id) const {
+  return static_cast<int32_t>(StableHash(namespace_id, workflow_id) %
+                              static_cast<uint64_t>(options_.num_shards));
+}
+
+std::shared_ptr<HistoryEngine::WorkflowEntry> HistoryEngine::Entry(
+    const std::string& namespace_id, const std::string& workflow_id) {
+  const uint64_t h = StableHash(namespace_id, workflow_id);
+  Stripe& stripe = stripes_[h % kStripes];
+  const std::string key = absl::StrCat(namespace_id, "/", workflow_id);
+  absl::MutexLock lock(&stripe.mu);
+  auto it = stripe.entries.find(key);
+  if (it != stripe.entries.end()) return it->second;
+  // Bounded cache: evict a few entries nobody holds when the stripe is over its share.
+  const size_t share = static_cast<size_t>(options_.cache_capacity / kStripes) + 1;
+  if (stripe.entries.size() >= share) {
+    int evicted = 0;
+    for (auto e = stripe.entries.begin(); e != stripe.entries.end() && evicted < 8;) {
+      if (e->second.use_count() == 1) {
+        stripe.entries.erase(e++);
+        ++evicted;
+      } else {
+        ++e;
+      }
+    }
+  }
+  auto entry = std::make_shared<WorkflowEntry>();
+  stripe.entries.emplace(key, entry);
+  return entry;
+}
+
+absl::StatusOr<v1::MutableState*> HistoryEngine::LoadRun(WorkflowEntry* entry, int32_t shard,
+                                                         const v1::RunKey& run) {
+  auto it = entry->runs.find(run.run_id());
+  if (it != entry->runs.end()) return &it->second;
+  auto loaded = stores_->executions->GetMutableState(shard, run);
+  if (!loaded.ok()) {
+    if (absl::IsNotFound(loaded.status())) {
+      return WorkflowNotFound(absl::StrCat("workflow execution not found: ", run.workflow_id(),
+                                           " ", run.run_id()));
+    }
+    return loaded.status();
+  }
+  auto [pos, inserted] = entry->runs.emplace(run.run_id(), std::move(*loaded));
+  return &pos->second;
+}
+
+absl::StatusOr<std::string> HistoryEngine::ResolveRunId(const std::string& namespace_id,
+                                                        const std::string& workflow_id,
+                                                        const std::string& run_id) {
+  if (!run_id.empty()) return run_id;
+  auto current = stores_->executions->GetCurrentRun(ShardOf(namespace_id, workflow_id),
+                                                    namespace_id, workflow_id);
+  if (absl::IsNotFound(current.status())) {
+    return WorkflowNotFound(absl::StrCat("workflow not found for ID: ", workflow_id));
+  }
+  if (!current.ok()) return current.status();
+  return current->run_id;
+}
+
+absl::Status HistoryEngine::UpdateRun(const v1::RunKey& run, const MutationFn& fn) {
+  auto entry = Entry(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&entry->mu);
+  return UpdateRunLocked(entry.get(), run, fn);
+}
+
+absl::Status HistoryEngine::UpdateRunLocked(WorkflowEntry* entry, const v1::RunKey& run,
+                                            const MutationFn& fn) {
+  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
+  constexpr int kAttempts = 4;
+  absl::Status st;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto current = LoadRun(entry, shard, run);
+    if (!current.ok()) return current.status();
+    v1::MutableState next = **current;
+    const int64_t version = next.db_version();
+    Effects fx;
+    bool write = true;
+    st = fn(&next, &fx, &write);
+    if (!st.ok() || !write) return st;
+    WriteOptions options;
+    if (fx.closed) options.current = ExecutionMutation::Current::kUpdate;
+    st = Commit(entry, shard, std::move(next), std::move(fx), options, version);
+    if (!absl::IsAborted(st)) return st;
+    // Another writer moved the run on: Commit dropped the cached copy; reload and retry.
+  }
+  return absl::UnavailableError(absl::StrCat("workflow state kept changing: ", st.message()));
+}
+
+absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::MutableState next,
+                                   Effects fx, const WriteOptions& options,
+                                   int64_t expected_db_version) {
+  Shard& s = *shards_.at(shard);
+  next.set_db_version(expected_db_version + 1);
+  for (auto& t : fx.transfer_tasks) {
+    t.set_shard_id(shard);
+    t.set_task_id((s.range_id << 32) | s.next_task_seq.fetch_add(1));
+  }
+  for (auto& t : fx.timer_tasks) {
+    t.set_shard_id(shard);
+    t.set_task_id((s.range_id << 32) | s.next_task_seq.fetch_add(1));
+  }
+  ExecutionMutation m;
+  m.shard_id = shard;
+  m.range_id = s.range_id;
+  m.state = &next;
+  m.create = options.create;
+  m.expected_db_version = expected_db_version;
+  m.events.reserve(fx.events.size());
+  for (const auto& e : fx.events) m.events.push_back(&e);
+  m.transfer_tasks = fx.transfer_tasks;
+  m.timer_tasks = fx.timer_tasks;
+  m.current = options.current;
+  m.previous_run_id = options.previous_run_id;
+  m.write_visibility = options.create || fx.closed;
+  const std::string run_id = next.execution().run_id();
+  absl::Status st = stores_->executions->Apply(m);
+  if (!st.ok()) {
+    // The outcome may be unknown (a lost connection at commit): read the run afresh.
+    entry->runs.erase(run_id);
+    return st;
+  }
+  const bool wake = !fx.events.empty() || fx.closed;
+  entry->runs[run_id] = std::move(next);
+  if (wake) {
+    auto it = entry->waiters.find(run_id);
+    if (it != entry->waiters.end()) {
+      for (auto& w : it->second) {
+        if (!w->fired.exchange(true)) executor_->Post(w->wake);
+      }
+      entry->waiters.erase(it);
+    }
+  }
+  for (auto& t : fx.transfer_tasks) DispatchTransfer(std::move(t));
+  for (auto& t : fx.timer_tasks) EnqueueTimer(t);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
+    WorkflowEntry* entry, int32_t shard, const std::string& namespace_id,
+    const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id) {
+  v1::MutableState ms;
+  Effects fx;
+  StartParams params;
+  params.namespace_id = namespace_id;
+  params.run_id = NewUuid();
+  params.now = clock_->Now();
+  StartWorkflow(request, params, options_.limits, &ms, &fx);
+  WriteOptions options;
+  options.create = true;
+  options.current = ExecutionMutation::Current::kCreate;
+  options.previous_run_id = previous_run_id;
+  v1::MutableState copy = ms;
+  absl::Status st = Commit(entry, shard, std::move(ms), std::move(fx), options, 0);
+  if (!st.ok()) return st;
+  return copy;
+}
+
+absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflowExecution(
+    const std::string& namespace_id, const wsv1::StartWorkflowExecutionRequest& request) {
+  const std::string& wid = request.workflow_id();
+  const int32_t shard = ShardOf(namespace_id, wid);
+  auto entry = Entry(namespace_id, wid);
+  absl::MutexLock lock(&entry->mu);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::string previous_run_id;
+    auto current = stores_->executions->GetCurrentRun(shard, namespace_id, wid);
+    if (current.ok()) {
+      wsv1::StartWorkflowExecutionResponse resp;
+      if (current->create_request_id == request.request_id()) {
+        resp.set_run_id(current->run_id);
+        resp.set_started(true);
+        return resp;
+      }
+      const bool running = current->status == enums::WORKFLOW_EXECUTION_STATUS_RUNNING;
+      if (running) {
+        auto policy = request.workflow_id_conflict_policy();
+        if (policy == enums::WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED) {
+          policy = request.workflow_id_reuse_policy() ==
+                           enums::WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING
+                       ? enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
+                       : enums::WORKFLOW_ID_CONFLICT_POLICY_FAIL;
+        }
+        if (policy == enums::WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING) {
+          resp.set_run_id(current->run_id);
+          resp.set_started(false);
+          return resp;
+        }
+        if (policy != enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) {
+          return AlreadyStarted(absl::StrCat("Workflow execution is already running. WorkflowId: ",
+                                             wid, ", RunId: ", current->run_id, "."),
+                                current->create_request_id, current->run_id);
+        }
+        const absl::Time now = clock_->Now();
+        absl::Status st = UpdateRunLocked(
+            entry.get(), MakeRun(namespace_id, wid, current->run_id),
+            [&](v1::MutableState* ms, Effects* fx, bool* write) {
+              TerminateWorkflow("terminated by a new start under the conflict policy", {},
+                                request.identity(), now, ms, fx);
+              *write = fx->closed;
+              return absl::OkStatus();
+            });
+        if (!st.ok()) return st;
+      } else {
+        const auto reuse = request.workflow_id_reuse_policy();
+        const auto status = static_cast<enums::WorkflowExecutionStatus>(current->status);
+        const bool failed_like = status == enums::WORKFLOW_EXECUTION_STATUS_FAILED ||
+                                 status == enums::WORKFLOW_EXECUTION_STATUS_TERMINATED ||
+                                 status == enums::WORKFLOW_EXECUTION_STATUS_CANCELED ||
+                                 status == enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT;
+        if (reuse == enums::WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE ||
+            (reuse == enums::WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY && !failed_like)) {
+          return AlreadyStarted(
+              absl::StrCat("Workflow execution already finished and the workflow id reuse policy "
+                           "does not allow another run. WorkflowId: ",
+                           wid, ", RunId: ", current->run_id, "."),
+              current->create_request_id, current->run_id);
+        }
+      }
+      previous_run_id = current->run_id;
+    } else if (!absl::IsNotFound(current.status())) {
+      return current.status();
+    }
+    auto created = CreateRunLocked(entry.get(), shard, namespace_id, request, previous_run_id);
+    if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
+    if (!created.ok()) return created.status();
+    wsv1::StartWorkflowExecutionResponse resp;
+    resp.set_run_id(created->execution().run_id());
+    resp.set_started(true);
+    return resp;
+  }
+  return absl::UnavailableError("the workflow id's current run kept changing; retry");
+}
+
+absl::StatusOr<wsv1::PollWorkflowTaskQueueResponse> HistoryEngine::RecordWorkflowTaskStarted(
+    const RecordTaskStartedRequest& request) {
+  const v1::RunKey& run = request.task.run();
+  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
+  WorkflowTaskStarted started;
+  v1::ExecutionInfo info;
+  const absl::Time now = clock_->Now();
+  absl::Status st = UpdateRun(run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
+    auto r = history::RecordWorkflowTaskStarted(request.task.stamp(), request.poll_request_id,
+                                                request.identity, now, ms, fx);
+    if (!r.ok()) return r.status();
+    started = std::move(*r);
+    info = ms->execution();
+    *write = !fx->events.empty() || !fx->timer_tasks.empty();
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+
+  wsv1::PollWorkflowTaskQueueResponse resp;
+  v1::TaskToken token;
+  token.set_namespace_id(run.namespace_id());
+  token.set_workflow_id(run.workflow_id());
+  token.set_run_id(run.run_id());
+  token.set_scheduled_event_id(started.scheduled_event_id);
+  token.set_started_event_id(started.started_event_id);
+  token.set_attempt(started.attempt);
+  token.set_stamp(started.stamp);
+  resp.set_task_token(token.SerializeAsString());
+  resp.mutable_workflow_execution()->set_workflow_id(run.workflow_id());
+  resp.mutable_workflow_execution()->set_run_id(run.run_id());
+  resp.mutable_workflow_type()->set_name(info.workflow_type());
+  resp.set_previous_started_event_id(started.previous_started_event_id);
+  resp.set_started_event_id(started.started_event_id);
+  resp.set_attempt(started.attempt);
+  *resp.mutable_scheduled_time() = ToProto(started.scheduled_time);
+  *resp.mutable_started_time() = ToProto(started.started_time);
+  resp.mutable_workflow_execution_task_queue()->set_name(info.task_queue());
+  resp.mutable_workflow_execution_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+
+  // Events up to the started event are immutable once written, so they are read without
+  // holding the run's lock. A sticky worker gets only what it has not seen.
+  const int64_t last_written =
+      started.transient_events.empty() ? started.started_event_id : started.scheduled_event_id - 1;
+  int64_t first = 1;
+  if (request.from_sticky_queue && started.sticky && started.previous_started_event_id > 0) {
+    first = started.previous_started_event_id + 1;
+  }
+  // A transient task's events must end the history the worker sees, so its history is
+  // never split into pages.
+  const bool paged = started.transient_events.empty();
+  const int page = options_.history_page_size;
+  st = stores_->executions->ReadHistory(shard, run, first, last_written + 1, paged ? page : 0,
+                                        resp.mutable_history());
+  if (!st.ok()) return st;
+  const int64_t read_up_to = first + resp.history().events_size() - 1;
+  if (read_up_to < last_written) {
+    v1::HistoryPageToken next;
+    next.set_run_id(run.run_id());
+    next.set_next_event_id(read_up_to + 1);
+    next.set_last_event_id(last_written);
+    resp.set_next_page_token(next.SerializeAsString());
+  }
+  for (auto& e : started.transient_events) *resp.mutable_history()->add_events() = std::move(e);
+  return resp;
+}
+
+absl::StatusOr<wsv1::PollActivityTaskQueueResponse> HistoryEngine::RecordActivityTaskStarted(
+    const RecordTaskStartedRequest& request) {
+  const v1::RunKey& run = request.task.run();
+  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
+  v1::ActivityInfo ai;
+  v1::ExecutionInfo info;
+  const absl::Time now = clock_->Now();
+  absl::Status st = UpdateRun(run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
+    auto r = history::RecordActivityTaskStarted(request.task.scheduled_event_id(),
+                                                request.task.stamp(), request.poll_request_id,
+                                                request.identity, now, ms, fx);
+    if (!r.ok()) return r.status();
+    ai = std::move(*r);
+    info = ms->execution();
+    *write = !fx->timer_tasks.empty() || FromProto(ai.started_time()) == now;
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  // Input and header live in the scheduled event; the state keeps only what it needs.
+  temporal::api::history::v1::History scheduled;
+  st = stores_->executions->ReadHistory(shard, run, ai.scheduled_event_id(),
+                                        ai.scheduled_event_id() + 1, 1, &scheduled);
+  if (!st.ok()) return st;
+  if (scheduled.events_size() != 1) return absl::DataLossError("activity scheduled event missing");
+  const auto& attrs = scheduled.events(0).activity_task_scheduled_event_attributes();
+
+  wsv1::PollActivityTaskQueueResponse resp;
+  v1::TaskToken token;
+  token.set_namespace_id(run.namespace_id());
+  token.set_workflow_id(run.workflow_id());
+  token.set_run_id(run.run_id());
+  token.set_scheduled_event_id(ai.scheduled_event_id());
+  token.set_attempt(ai.attempt());
+  token.set_activity_id(ai.activity_id());
+  token.set_stamp(ai.stamp());
+  token.set_is_activity(true);
+  resp.set_task_token(token.SerializeAsString());
+  auto ns = namespaces_->GetById(run.namespace_id());
+  if (ns.ok()) resp.set_workflow_namespace(ns->info().name());
+  resp.mutable_workflow_type()->set_name(info.workflow_type());
+  resp.mutable_workflow_execution()->set_workflow_id(run.workflow_id());
+  resp.mutable_workflow_execution()->set_run_id(run.run_id());
+  *resp.mutable_activity_type() = attrs.activity_type();
+  resp.set_activity_id(ai.activity_id());
+  if (attrs.has_header()) *resp.mutable_header() = attrs.header();
+  if (attrs.has_input()) *resp.mutable_input() = attrs.input();
+  if (ai.has_heartbeat_details()) *resp.mutable_heartbeat_details() = ai.heartbeat_details();
+  *resp.mutable_scheduled_time() = ai.first_scheduled_time();
+  *resp.mutable_current_attempt_scheduled_time() = ai.scheduled_time();
+  *resp.mutable_started_time() = ai.started_time();
+  resp.set_attempt(ai.attempt());
+  *resp.mutable_schedule_to_close_timeout() = ai.schedule_to_close_timeout();
+  *resp.mutable_start_to_close_timeout() = ai.start_to_close_timeout();
+  *resp.mutable_heartbeat_timeout() = ai.heartbeat_timeout();
+  *resp.mutable_retry_policy() = ai.retry_policy();
+  if (attrs.has_priority()) *resp.mutable_priority() = attrs.priority();
+  return resp;
+}
+
+absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::RespondWorkflowTaskCompleted(
+    const v1::TaskToken& token, const wsv1::RespondWorkflowTaskCompletedRequest& request) {
+  CompletionOutcome outcome;
+  const absl::Time now = clock_->Now();
+  absl::Status st = UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
+    absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
+    if (!valid.ok()) return valid;
+    outcome = CompleteWorkflowTask(request, options_.limits, now, ms, fx);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  if (outcome.workflow_task_failed) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the workflow task's commands were refused: ", outcome.failure_message));
+  }
+  return wsv1::RespondWorkflowTaskCompletedResponse();
+}
+
+absl::Status HistoryEngine::RespondWorkflowTaskFailed(
+    const v1::TaskToken& token, const wsv1::RespondWorkflowTaskFailedRequest& request) {
+  const absl::Time now = clock_->Now();
+  return UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
+    absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
+    if (!valid.ok()) return valid;
+    FailWorkflowTask(request.cause(), request.failure(), request.identity(),
+                     request.binary_checksum(), now, ms, fx);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status HistoryEngine::RespondActivityTaskCompleted(
+    const v1::TaskToken& token, const wsv1::RespondActivityTaskCompletedRequest& request) {
+  const absl::Time now = clock_->Now();
+  return UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
+    auto ai = FindStartedActivity(token, ms);
+    if (!ai.ok()) return ai.status();
+    CompleteActivityTask(token.scheduled_event_id(), request.result(), request.identity(), now,
+                         ms, fx);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status HistoryEngine::RespondActivityTaskFailed(
+    const v1::TaskToken& token, const wsv1::RespondActivityTaskFailedRequest& request) {
+  const absl::Time now = clock_->Now();
+  return UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
+    auto ai = FindStartedActivity(token, ms);
+    if (!ai.ok()) return ai.status();
+    if (request.has_last_heartbeat_details()) {
+      *(*ai)->mutable_heartbeat_details() = request.last_heartbeat_details();
+    }
+    FailActivityTask(token.scheduled_event_id(), request.failure(), request.identity(), now, ms,
+                     fx);
+    return absl::OkStatus();
+  });
+}
+
+absl::Status HistoryEngine::RespondActivityTaskCanceled(
+    const v1::TaskToken& token, const wsv1::RespondActivityTaskCanceledRequest& request) {
+  const absl::Time now = clock_->Now();
+  return UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
+    auto ai = FindStartedActivity(token, ms);
+    if (!ai.ok()) return ai.status();
+    CancelActivityTask(token.scheduled_event_id(), request.details(), request.identity(), now,
+                       ms, fx);
+    return absl::OkStatus();
+  });
+}
+
+absl::StatusOr<bool> HistoryEngine::RecordActivityTaskHeartbeat(
+    const v1::TaskToken& token, const wsv1::RecordActivityTaskHeartbeatRequest& request) {
+  const absl::Time now = clock_->Now();
+  bool cancel_requested = false;
+  absl::Status st = UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects*, bool*) {
+    auto ai = FindStartedActivity(token, ms);
+    if (!ai.ok()) return ai.status();
+    cancel_requested = HeartbeatActivity(token.scheduled_event_id(), request.details(), now, ms);
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
+  return cancel_requested;
+}
+
+absl::Status HistoryEngine::RequestCancelWorkflowExecution(
+    const std::string& namespace_id, const wsv1::RequestCancelWorkflowExecutionRequest& request) {
+  const auto& exec = request.workflow_execution();
+  auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
+  if (!run_id.ok()) return run_id.status();
+  const absl::Time now = clock_->Now();
+  return UpdateRun(MakeRun(namespace_id, exec.workflow_id(), *run_id),
+                   [&](v1::MutableState* ms, Effects* fx, bool* write) {
+                     if (!IsRunning(*ms)) {
+                       return WorkflowNotFound("workflow execution already completed");
+                     }
+                     *write = !ms->execution().cancel_requested();
+                     RequestCancelWorkflow(request.reason(), request.identity(), now, ms, fx);
+                     return absl::OkStatus();
+                   });
+}
+
+absl::Status HistoryEngine::TerminateWorkflowExecution(
+    const std::string& namespace_id, const wsv1::TerminateWorkflowExecutionRequest& request) {
+  const auto& exec = request.workflow_execution();
+  auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
+  if (!run_id.ok()) return run_id.status();
+  const absl::Time now = clock_->Now();
+  return UpdateRun(MakeRun(namespace_id, exec.workflow_id(), *run_id),
+                   [&](v1::MutableState* ms, Effects* fx, bool*) {
+                     if (!IsRunning(*ms)) {
+                       return WorkflowNotFound("workflow execution already completed");
+                     }
+                     TerminateWorkflow(request.reason(), request.details(), request.identity(),
+                                       now, ms, fx);
+                     return absl::OkStatus();
+                   });
+}
+
+absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeWorkflowExecution(
+    const std::string& namespace_id, const wsv1::DescribeWorkflowExecutionRequest& request) {
+  const auto& exec = request.execution();
+  auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
+  if (!run_id.ok()) return run_id.status();
+  const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *run_id);
+  v1::MutableState ms;
+  {
+    auto entry = Entry(namespace_id, exec.workflow_id());
+    absl::MutexLock lock(&entry->mu);
+    auto loaded = LoadRun(entry.get(), ShardOf(namespace_id, exec.workflow_id()), run);
+    if (!loaded.ok()) return loaded.status();
+    ms = **loaded;
+  }
+  const v1::ExecutionInfo& info = ms.execution();
+  wsv1::DescribeWorkflowExecutionResponse resp;
+  auto* config = resp.mutable_execution_config();
+  config->mutable_task_queue()->set_name(info.task_queue());
+  config->mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+  if (info.has_execution_timeout()) *config->mutable_workflow_execution_timeout() = info.execution_timeout();
+  if (info.has_run_timeout()) *config->mutable_workflow_run_timeout() = info.run_timeout();
+  *config->mutable_default_workflow_task_timeout() = info.task_timeout();
+
+  auto* wi = resp.mutable_workflow_execution_info();
+  wi->mutable_execution()->set_workflow_id(info.workflow_id());
+  wi->mutable_execution()->set_run_id(info.run_id());
+  wi->mutable_type()->set_name(info.workflow_type());
+  *wi->mutable_start_time() = info.start_time();
+  *wi->mutable_execution_time() = info.execution_time();
+  if (info.has_close_time()) *wi->mutable_close_time() = info.close_time();
+  wi->set_status(info.status());
+  wi->set_history_length(ms.next_event_id() - 1);
+  wi->set_history_size_bytes(info.history_size_bytes());
+  wi->set_task_queue(info.task_queue());
+  wi->set_first_run_id(info.first_execution_run_id());
+  if (info.has_memo()) *wi->mutable_memo() = info.memo();
+  if (info.has_search_attributes()) *wi->mutable_search_attributes() = info.search_attributes();
+  if (info.has_close_time()) {
+    *wi->mutable_execution_duration() =
+        ToProto(FromProto(info.close_time()) - FromProto(info.execution_time()));
+  }
+  for (const auto& [id, ai] : ms.activities()) {
+    auto* pa = resp.add_pending_activities();
+    pa->set_activity_id(ai.activity_id());
+    pa->mutable_activity_type()->set_name(ai.activity_type());
+    pa->set_state(ai.has_started_time() ? enums::PENDING_ACTIVITY_STATE_STARTED
+                                        : enums::PENDING_ACTIVITY_STATE_SCHEDULED);
+    if (ai.cancel_requested()) pa->set_state(enums::PENDING_ACTIVITY_STATE_CANCEL_REQUESTED);
+    if (ai.has_heartbeat_details()) *pa->mutable_heartbeat_details() = ai.heartbeat_details();
+    if (ai.has_last_heartbeat_time()) *pa->mutable_last_heartbeat_time() = ai.last_heartbeat_time();
+    if (ai.has_started_time()) *pa->mutable_last_started_time() = ai.started_time();
+    pa->set_attempt(ai.attempt());
+    pa->set_maximum_attempts(ai.retry_policy().maximum_attempts());
+    *pa->mutable_scheduled_time() = ai.scheduled_time();
+    if (ai.has_last_failure()) *pa->mutable_last_failure() = ai.last_failure();
+    pa->set_last_worker_identity(ai.started_identity());
+  }
+  if (ms.has_workflow_task()) {
+    const auto& wft = ms.workflow_task();
+    auto* pw = resp.mutable_pending_workflow_task();
+    pw->set_state(wft.started_event_id() != 0 ? enums::PENDING_WORKFLOW_TASK_STATE_STARTED
+                                               : enums::PENDING_WORKFLOW_TASK_STATE_SCHEDULED);
+    *pw->mutable_scheduled_time() = wft.scheduled_time();
+    if (wft.started_event_id() != 0) *pw->mutable_started_time() = wft.started_time();
+    pw->set_attempt(wft.attempt());
+  }
+  return resp;
+}
+
+void HistoryEngine::GetWorkflowExecutionHistory(
+    const std::string& namespace_id, const wsv1::GetWorkflowExecutionHistoryRequest& request,
+    absl::Time deadline, HistoryCallback done) {
+  ReadHistory(namespace_id, request, deadline, std::make_shared<HistoryCallback>(std::move(done)));
+}
+
+void HistoryEngine::ReadHistory(const std::string& namespace_id,
+                                const wsv1::GetWorkflowExecutionHistoryRequest& request,
+                                absl::Time deadline, std::shared_ptr<HistoryCallback> done) {
+  v1::HistoryPageToken token;
+  if (!request.next_page_token().empty() && !token.ParseFromString(request.next_page_token())) {
+    (*done)(absl::InvalidArgumentError("invalid next_page_token"));
+    return;
+  }
+  const auto& exec = request.execution();
+  std::string run_id = exec.run_id();
+  if (run_id.empty()) run_id = token.run_id();
+  auto resolved = ResolveRunId(namespace_id, exec.workflow_id(), run_id);
+  if (!resolved.ok()) {
+    (*done)(resolved.status());
+    return;
+  }
+  const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *resolved);
+  const int32_t shard = ShardOf(namespace_id, exec.workflow_id());
+  const bool close_only =
+      request.history_event_filter_type() == enums::HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
+  const int64_t first = token.next_event_id() > 0 ? token.next_event_id() : 1;
+
+  v1::MutableState ms;
+  {
+    auto entry = Entry(namespace_id, exec.workflow_id());
+    absl::MutexLock lock(&entry->mu);
+    auto loaded = LoadRun(entry.get(), shard, run);
+    if (!loaded.ok()) {
+      (*done)(loaded.status());
+      return;
+    }
+    const bool closed = !IsRunning(**loaded);
+    const bool ready = close_only ? closed : ((*loaded)->next_event_id() > first || closed);
+    if (request.wait_new_event() && !ready) {
+      if (clock_->Now() >= deadline) {
+        wsv1::GetWorkflowExecutionHistoryResponse resp;
+        v1::HistoryPageToken again;
+        again.set_run_id(run.run_id());
+        again.set_next_event_id(first);
+        resp.set_next_page_token(again.SerializeAsString());
+        (*done)(std::move(resp));
+        return;
+      }
+      // Park until a commit on this run, or until just before the deadline, then answer.
+      auto waiter = std::make_shared<Waiter>();
+      auto req = std::make_shared<wsv1::GetWorkflowExecutionHistoryRequest>(request);
+      req->mutable_execution()->set_run_id(run.run_id());
+      std::weak_ptr<Waiter> weak = waiter;
+      waiter->wake = [this, namespace_id, req, deadline, done] {
+        ReadHistory(namespace_id, *req, deadline, done);
+      };
+      entry->waiters[run.run_id()].push_back(waiter);
+      deadlines_->Schedule(deadline, [this, weak, namespace_id, req, done] {
+        auto w = weak.lock();
+        if (!w || w->fired.exchange(true)) return;
+        executor_->Post([this, namespace_id, req, done] {
+          // The deadline passed: answer with nothing new and a token to poll again.
+          ReadHistory(namespace_id, *req, absl::InfinitePast(), done);
+        });
+      });
+      return;
+    }
+    ms = **loaded;
+  }
+
+  wsv1::GetWorkflowExecutionHistoryResponse resp;
+  if (close_only) {
+    if (ms.has_close_event()) *resp.mutable_history()->add_events() = ms.close_event();
+    (*done)(std::move(resp));
+    return;
+  }
+  const int64_t last = token.last_event_id() > 0 ? token.last_event_id() : ms.next_event_id() - 1;
+  const int page = request.maximum_page_size() > 0
+                       ? std::min(request.maximum_page_size(), 10 * options_.history_page_size)
+                       : options_.history_page_size;
+  absl::Status st =
+      stores_->executions->ReadHistory(shard, run, first, last + 1, page, resp.mutable_history());
+  if (!st.ok()) {
+    (*done)(st);
+    return;
+  }
+  const int64_t read_up_to = first + resp.history().events_size() - 1;
+  if (read_up_to < last) {
+    v1::HistoryPageToken next;
+    next.set_run_id(run.run_id());
+    next.set_next_event_id(read_up_to + 1);
+    next.set_last_event_id(last);
+    resp.set_next_page_token(next.SerializeAsString());
+  } else if (request.wait_new_event() && IsRunning(ms)) {
+    // Following a running history: the next call waits for events after these.
+    v1::HistoryPageToken next;
+    next.set_run_id(run.run_id());
+    next.set_next_event_id(read_up_to + 1);
+    resp.set_next_page_token(next.SerializeAsString());
+  }
+  (*done)(std::move(resp));
+}
+
+}  // namespace almanac::history

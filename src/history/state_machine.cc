@@ -1,0 +1,1138 @@
+#include "history/state_machine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "temporal/api/command/v1/message.pb.h"
+
+namespace almanac::history {
+
+namespace enums = api::enums::v1;
+using api::failure::v1::Failure;
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  const int64_t nanos = absl::ToUnixNanos(t);
+  ts.set_seconds(nanos / 1000000000);
+  ts.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return ts;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+google::protobuf::Duration ToProto(absl::Duration d) {
+  google::protobuf::Duration out;
+  const int64_t nanos = absl::ToInt64Nanoseconds(d);
+  out.set_seconds(nanos / 1000000000);
+  out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  return out;
+}
+
+absl::Duration FromProto(const google::protobuf::Duration& d) {
+  return absl::Seconds(d.seconds()) + absl::Nanoseconds(d.nanos());
+}
+
+bool IsRunning(const v1::MutableState& ms) {
+  return ms.execution().status() == enums::WORKFLOW_EXECUTION_STATUS_RUNNING;
+}
+
+namespace {
+
+int64_t NextStamp(v1::MutableState* ms) {
+  auto* info = ms->mutable_execution();
+  info->set_next_stamp(info->next_stamp() + 1);
+  return info->next_stamp();
+}
+
+v1::RunKey RunOf(const v1::MutableState& ms) {
+  v1::RunKey key;
+  key.set_namespace_id(ms.execution().namespace_id());
+  key.set_workflow_id(ms.execution().workflow_id());
+  key.set_run_id(ms.execution().run_id());
+  return key;
+}
+
+HistoryEvent NewEvent(enums::EventType type, absl::Time now) {
+  HistoryEvent e;
+  e.set_event_type(type);
+  *e.mutable_event_time() = ToProto(now);
+  return e;
+}
+
+// Writes an event now: assigns the next id. Returns the id.
+int64_t Append(HistoryEvent e, v1::MutableState* ms, Effects* fx) {
+  const int64_t id = ms->next_event_id();
+  e.set_event_id(id);
+  ms->set_next_event_id(id + 1);
+  auto* info = ms->mutable_execution();
+  info->set_history_size_bytes(info->history_size_bytes() + static_cast<int64_t>(e.ByteSizeLong()));
+  fx->events.push_back(std::move(e));
+  return id;
+}
+
+// Whether events from outside the current workflow task must wait for it to end.
+bool MustBuffer(const v1::MutableState& ms) {
+  if (!ms.has_workflow_task()) return false;
+  const auto& wft = ms.workflow_task();
+  return wft.started_event_id() != 0 || wft.transient();
+}
+
+// Sets the started_event_id of an activity's terminal event.
+void SetActivityStartedId(HistoryEvent* e, int64_t started_id) {
+  switch (e->event_type()) {
+    case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+      e->mutable_activity_task_completed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
+      e->mutable_activity_task_failed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+      e->mutable_activity_task_timed_out_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+      e->mutable_activity_task_canceled_event_attributes()->set_started_event_id(started_id);
+      break;
+    default:
+      break;
+  }
+}
+
+// Writes buffered events in arrival order. An activity's Started event comes first in its
+// pair, so its id is known when the terminal event that names it is written.
+int FlushBuffered(v1::MutableState* ms, Effects* fx) {
+  const int n = ms->buffered_events_size();
+  if (n == 0) return 0;
+  std::map<int64_t, int64_t> started_by_scheduled;
+  auto buffered = std::move(*ms->mutable_buffered_events());
+  ms->clear_buffered_events();
+  for (auto& e : buffered) {
+    if (e.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_STARTED) {
+      const int64_t sched = e.activity_task_started_event_attributes().scheduled_event_id();
+      started_by_scheduled[sched] = Append(std::move(e), ms, fx);
+      continue;
+    }
+    int64_t sched = 0;
+    switch (e.event_type()) {
+      case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        sched = e.activity_task_completed_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        sched = e.activity_task_failed_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        sched = e.activity_task_timed_out_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+        sched = e.activity_task_canceled_event_attributes().scheduled_event_id();
+        break;
+      default:
+        break;
+    }
+    if (auto it = started_by_scheduled.find(sched); sched != 0 && it != started_by_scheduled.end()) {
+      SetActivityStartedId(&e, it->second);
+    }
+    Append(std::move(e), ms, fx);
+  }
+  return n;
+}
+
+// Adds events that come from outside the workflow task (activity results, fired timers,
+// ...): buffered while a workflow task is in flight, otherwise written, and a workflow task
+// is scheduled so the worker sees them. An activity Started event followed by its terminal
+// event has its id patched into the latter.
+void AddExternalEvents(std::vector<HistoryEvent> events, absl::Time now, v1::MutableState* ms,
+                       Effects* fx) {
+  if (MustBuffer(*ms)) {
+    for (auto& e : events) *ms->add_buffered_events() = std::move(e);
+    return;
+  }
+  int64_t started_id = 0;
+  for (auto& e : events) {
+    if (e.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_STARTED) {
+      started_id = Append(std::move(e), ms, fx);
+      continue;
+    }
+    if (started_id != 0) SetActivityStartedId(&e, started_id);
+    Append(std::move(e), ms, fx);
+  }
+  ScheduleWorkflowTask(now, ms, fx);
+}
+
+v1::TimerTask NewTimer(v1::TimerTask::Kind kind, absl::Time at, const v1::MutableState& ms) {
+  v1::TimerTask t;
+  t.set_kind(kind);
+  *t.mutable_run() = RunOf(ms);
+  *t.mutable_visibility_time() = ToProto(at);
+  return t;
+}
+
+void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
+           Effects* fx) {
+  auto* info = ms->mutable_execution();
+  info->set_status(status);
+  *info->mutable_close_time() = ToProto(now);
+  *ms->mutable_close_event() = fx->events.back();
+  ms->clear_workflow_task();
+  ms->clear_activities();
+  ms->clear_timers();
+  ms->clear_sticky();
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_CLOSE_EXECUTION);
+  *t.mutable_run() = RunOf(*ms);
+  fx->transfer_tasks.push_back(std::move(t));
+  fx->closed = true;
+}
+
+HistoryEvent ActivityStartedEvent(const v1::ActivityInfo& ai, absl::Time now) {
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_STARTED,
+                            ai.has_started_time() ? FromProto(ai.started_time()) : now);
+  auto* a = e.mutable_activity_task_started_event_attributes();
+  a->set_scheduled_event_id(ai.scheduled_event_id());
+  a->set_identity(ai.started_identity());
+  a->set_request_id(ai.started_request_id());
+  a->set_attempt(ai.attempt());
+  if (ai.has_last_failure()) *a->mutable_last_failure() = ai.last_failure();
+  return e;
+}
+
+void DispatchActivity(const v1::ActivityInfo& ai, const v1::MutableState& ms, Effects* fx) {
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_ACTIVITY_TASK);
+  *t.mutable_run() = RunOf(ms);
+  t.set_scheduled_event_id(ai.scheduled_event_id());
+  t.set_task_queue(ai.task_queue());
+  t.set_stamp(ai.stamp());
+  if (ai.has_schedule_to_start_timeout()) {
+    *t.mutable_schedule_to_start_timeout() = ai.schedule_to_start_timeout();
+  }
+  fx->transfer_tasks.push_back(std::move(t));
+}
+
+void ArmScheduleToStart(const v1::ActivityInfo& ai, absl::Time from, const v1::MutableState& ms,
+                        Effects* fx) {
+  const absl::Duration s2s = FromProto(ai.schedule_to_start_timeout());
+  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+  // A schedule-to-start as long as schedule-to-close adds nothing: that timer covers it.
+  if (s2s <= absl::ZeroDuration() || (s2c > absl::ZeroDuration() && s2s >= s2c)) return;
+  v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, from + s2s, ms);
+  t.set_event_id(ai.scheduled_event_id());
+  t.set_stamp(ai.stamp());
+  t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
+  fx->timer_tasks.push_back(std::move(t));
+}
+
+// Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message
+// when the command sets neither schedule-to-close nor start-to-close.
+std::optional<std::string> NormalizeActivityTimeouts(
+    api::command::v1::ScheduleActivityTaskCommandAttributes* a, absl::Duration run_timeout) {
+  absl::Duration s2c = FromProto(a->schedule_to_close_timeout());
+  absl::Duration s2s = FromProto(a->schedule_to_start_timeout());
+  absl::Duration stc = FromProto(a->start_to_close_timeout());
+  absl::Duration hb = FromProto(a->heartbeat_timeout());
+  if (s2c < absl::ZeroDuration() || s2s < absl::ZeroDuration() || stc < absl::ZeroDuration() ||
+      hb < absl::ZeroDuration()) {
+    return "activity timeouts must not be negative";
+  }
+  const absl::Duration zero = absl::ZeroDuration();
+  if (run_timeout > zero && (s2c == zero || s2c > run_timeout)) s2c = run_timeout;
+  if (s2c > zero) {
+    if (s2s == zero || s2s > s2c) s2s = s2c;
+    if (stc == zero || stc > s2c) stc = s2c;
+  } else if (stc > zero) {
+    // Neither the command nor the run bounds the activity's whole life.
+  } else {
+    return "A valid StartToClose or ScheduleToCloseTimeout is not set on "
+           "ScheduleActivityTaskCommand.";
+  }
+  if (hb > stc) hb = stc;
+  *a->mutable_schedule_to_close_timeout() = ToProto(s2c);
+  *a->mutable_schedule_to_start_timeout() = ToProto(s2s);
+  *a->mutable_start_to_close_timeout() = ToProto(stc);
+  *a->mutable_heartbeat_timeout() = ToProto(hb);
+  return std::nullopt;
+}
+
+void DefaultRetryPolicy(api::common::v1::RetryPolicy* p) {
+  if (FromProto(p->initial_interval()) <= absl::ZeroDuration()) {
+    *p->mutable_initial_interval() = ToProto(absl::Seconds(1));
+  }
+  if (p->backoff_coefficient() < 1.0) p->set_backoff_coefficient(2.0);
+  if (FromProto(p->maximum_interval()) <= absl::ZeroDuration()) {
+    *p->mutable_maximum_interval() = ToProto(100 * FromProto(p->initial_interval()));
+  }
+}
+
+struct CommandError {
+  enums::WorkflowTaskFailedCause cause;
+  std::string message;
+};
+
+// Writes the events of a transient workflow task that is completing.
+void WriteTransientEvents(v1::MutableState* ms, Effects* fx);
+
+std::optional<CommandError> ApplyCompletion(
+    const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
+    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx) {
+  const v1::WorkflowTaskInfo wft = ms->workflow_task();
+  if (wft.transient()) WriteTransientEvents(ms, fx);
+
+  HistoryEvent done = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_COMPLETED, now);
+  {
+    auto* a = done.mutable_workflow_task_completed_event_attributes();
+    a->set_scheduled_event_id(wft.scheduled_event_id());
+    a->set_started_event_id(wft.started_event_id());
+    a->set_identity(request.identity());
+    a->set_binary_checksum(request.binary_checksum());
+    if (request.has_sdk_metadata()) *a->mutable_sdk_metadata() = request.sdk_metadata();
+    if (request.has_metering_metadata()) *a->mutable_metering_metadata() = request.metering_metadata();
+    if (request.has_worker_version_stamp()) *a->mutable_worker_version() = request.worker_version_stamp();
+  }
+  const int64_t completed_id = Append(std::move(done), ms, fx);
+  auto* info = ms->mutable_execution();
+  info->set_last_completed_workflow_task_started_event_id(wft.started_event_id());
+  info->set_last_completed_workflow_task_event_id(completed_id);
+  info->set_workflow_task_attempts_failed(0);
+  ms->clear_workflow_task();
+
+  if (request.has_sticky_attributes() && !request.sticky_attributes().worker_task_queue().name().empty()) {
+    auto* sticky = ms->mutable_sticky();
+    sticky->set_task_queue(request.sticky_attributes().worker_task_queue().name());
+    *sticky->mutable_schedule_to_start_timeout() =
+        request.sticky_attributes().schedule_to_start_timeout();
+  } else {
+    ms->clear_sticky();
+  }
+
+  bool closed = false;
+  bool new_task_due = false;  // a command wrote an event the worker has not seen
+  for (const auto& cmd : request.commands()) {
+    if (closed) {
+      return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                          "a command follows the one that closed the workflow"};
+    }
+    switch (cmd.command_type()) {
+      case enums::COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: {
+        auto a = cmd.schedule_activity_task_command_attributes();
+        if (a.activity_id().empty() || a.activity_type().name().empty()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                              "ActivityId and ActivityType are required"};
+        }
+        if (static_cast<int>(a.activity_id().size()) > limits.max_id_length) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                              "ActivityId exceeds length limit"};
+        }
+        for (const auto& [id, pending] : ms->activities()) {
+          if (pending.activity_id() == a.activity_id()) {
+            return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+                                absl::StrCat("activity id already in use: ", a.activity_id())};
+          }
+        }
+        if (a.task_queue().name().empty()) {
+          a.mutable_task_queue()->set_name(ms->execution().task_queue());
+        }
+        a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+        if (auto err = NormalizeActivityTimeouts(&a, FromProto(ms->execution().run_timeout()))) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                              *err};
+        }
+        DefaultRetryPolicy(a.mutable_retry_policy());
+        HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, now);
+        auto* ea = e.mutable_activity_task_scheduled_event_attributes();
+        ea->set_activity_id(a.activity_id());
+        *ea->mutable_activity_type() = a.activity_type();
+        *ea->mutable_task_queue() = a.task_queue();
+        if (a.has_header()) *ea->mutable_header() = a.header();
+        if (a.has_input()) *ea->mutable_input() = a.input();
+        *ea->mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
+        *ea->mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
+        *ea->mutable_start_to_close_timeout() = a.start_to_close_timeout();
+        *ea->mutable_heartbeat_timeout() = a.heartbeat_timeout();
+        ea->set_workflow_task_completed_event_id(completed_id);
+        *ea->mutable_retry_policy() = a.retry_policy();
+        if (a.has_priority()) *ea->mutable_priority() = a.priority();
+        const int64_t sched_id = Append(std::move(e), ms, fx);
+
+        v1::ActivityInfo ai;
+        ai.set_scheduled_event_id(sched_id);
+        ai.set_activity_id(a.activity_id());
+        ai.set_activity_type(a.activity_type().name());
+        ai.set_task_queue(a.task_queue().name());
+        ai.set_attempt(1);
+        *ai.mutable_scheduled_time() = ToProto(now);
+        *ai.mutable_first_scheduled_time() = ToProto(now);
+        *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
+        *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
+        *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
+        *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
+        *ai.mutable_retry_policy() = a.retry_policy();
+        ai.set_stamp(NextStamp(ms));
+        DispatchActivity(ai, *ms, fx);
+        ArmScheduleToStart(ai, now, *ms, fx);
+        const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+        if (s2c > absl::ZeroDuration()) {
+          v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
+          t.set_event_id(sched_id);
+          t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
+          fx->timer_tasks.push_back(std::move(t));
+        }
+        (*ms->mutable_activities())[sched_id] = std::move(ai);
+        break;
+      }
+      case enums::COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: {
+        const int64_t sched_id =
+            cmd.request_cancel_activity_task_command_attributes().scheduled_event_id();
+        auto it = ms->mutable_activities()->find(sched_id);
+        if (it == ms->mutable_activities()->end()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+                              absl::StrCat("no pending activity with scheduled event id ", sched_id)};
+        }
+        HistoryEvent req = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, now);
+        req.mutable_activity_task_cancel_requested_event_attributes()->set_scheduled_event_id(sched_id);
+        req.mutable_activity_task_cancel_requested_event_attributes()
+            ->set_workflow_task_completed_event_id(completed_id);
+        const int64_t req_id = Append(std::move(req), ms, fx);
+        v1::ActivityInfo& ai = it->second;
+        if (!ai.has_started_time()) {
+          // Not started: canceled at once.
+          HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED, now);
+          auto* ea = e.mutable_activity_task_canceled_event_attributes();
+          ea->set_scheduled_event_id(sched_id);
+          ea->set_latest_cancel_requested_event_id(req_id);
+          Append(std::move(e), ms, fx);
+          ms->mutable_activities()->erase(it);
+          // The worker learns of the cancellation in a new workflow task.
+          new_task_due = true;
+        } else {
+          ai.set_cancel_requested(true);
+          ai.set_cancel_requested_event_id(req_id);
+        }
+        break;
+      }
+      case enums::COMMAND_TYPE_START_TIMER: {
+        const auto& a = cmd.start_timer_command_attributes();
+        if (a.timer_id().empty()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+                              "TimerId is not set"};
+        }
+        if (ms->timers().contains(a.timer_id())) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
+                              absl::StrCat("timer id already in use: ", a.timer_id())};
+        }
+        const absl::Duration d = FromProto(a.start_to_fire_timeout());
+        if (d <= absl::ZeroDuration()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+                              "StartToFireTimeout must be positive"};
+        }
+        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_STARTED, now);
+        auto* ea = e.mutable_timer_started_event_attributes();
+        ea->set_timer_id(a.timer_id());
+        *ea->mutable_start_to_fire_timeout() = a.start_to_fire_timeout();
+        ea->set_workflow_task_completed_event_id(completed_id);
+        const int64_t started_id = Append(std::move(e), ms, fx);
+        v1::TimerInfo ti;
+        ti.set_timer_id(a.timer_id());
+        ti.set_started_event_id(started_id);
+        *ti.mutable_expiry_time() = ToProto(now + d);
+        (*ms->mutable_timers())[a.timer_id()] = ti;
+        v1::TimerTask t = NewTimer(v1::TimerTask::KIND_USER_TIMER, now + d, *ms);
+        t.set_timer_id(a.timer_id());
+        t.set_event_id(started_id);
+        fx->timer_tasks.push_back(std::move(t));
+        break;
+      }
+      case enums::COMMAND_TYPE_CANCEL_TIMER: {
+        const auto& a = cmd.cancel_timer_command_attributes();
+        auto it = ms->mutable_timers()->find(a.timer_id());
+        if (it == ms->mutable_timers()->end()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+                              absl::StrCat("no pending timer with id ", a.timer_id())};
+        }
+        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_CANCELED, now);
+        auto* ea = e.mutable_timer_canceled_event_attributes();
+        ea->set_timer_id(a.timer_id());
+        ea->set_started_event_id(it->second.started_event_id());
+        ea->set_workflow_task_completed_event_id(completed_id);
+        ea->set_identity(request.identity());
+        Append(std::move(e), ms, fx);
+        ms->mutable_timers()->erase(it);
+        break;
+      }
+      case enums::COMMAND_TYPE_RECORD_MARKER: {
+        const auto& a = cmd.record_marker_command_attributes();
+        if (a.marker_name().empty()) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+                              "MarkerName is not set"};
+        }
+        HistoryEvent e = NewEvent(enums::EVENT_TYPE_MARKER_RECORDED, now);
+        auto* ea = e.mutable_marker_recorded_event_attributes();
+        ea->set_marker_name(a.marker_name());
+        *ea->mutable_details() = a.details();
+        if (a.has_header()) *ea->mutable_header() = a.header();
+        if (a.has_failure()) *ea->mutable_failure() = a.failure();
+        ea->set_workflow_task_completed_event_id(completed_id);
+        Append(std::move(e), ms, fx);
+        break;
+      }
+      case enums::COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
+        const auto& a = cmd.upsert_workflow_search_attributes_command_attributes();
+        HistoryEvent e = NewEvent(enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, now);
+        auto* ea = e.mutable_upsert_workflow_search_attributes_event_attributes();
+        ea->set_workflow_task_completed_event_id(completed_id);
+        *ea->mutable_search_attributes() = a.search_attributes();
+        Append(std::move(e), ms, fx);
+        auto* fields = ms->mutable_execution()->mutable_search_attributes()->mutable_indexed_fields();
+        for (const auto& [k, v] : a.search_attributes().indexed_fields()) (*fields)[k] = v;
+        break;
+      }
+      case enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
+      case enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
+      case enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: {
+        if (ms->buffered_events_size() > 0) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                              "new events arrived while the workflow task was running"};
+        }
+        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION) {
+          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, now);
+          auto* ea = e.mutable_workflow_execution_completed_event_attributes();
+          *ea->mutable_result() = cmd.complete_workflow_execution_command_attributes().result();
+          ea->set_workflow_task_completed_event_id(completed_id);
+          Append(std::move(e), ms, fx);
+          Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, now, ms, fx);
+        } else if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION) {
+          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, now);
+          auto* ea = e.mutable_workflow_execution_failed_event_attributes();
+          *ea->mutable_failure() = cmd.fail_workflow_execution_command_attributes().failure();
+          ea->set_retry_state(enums::RETRY_STATE_RETRY_POLICY_NOT_SET);
+          ea->set_workflow_task_completed_event_id(completed_id);
+          Append(std::move(e), ms, fx);
+          Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, now, ms, fx);
+        } else {
+          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, now);
+          auto* ea = e.mutable_workflow_execution_canceled_event_attributes();
+          *ea->mutable_details() = cmd.cancel_workflow_execution_command_attributes().details();
+          ea->set_workflow_task_completed_event_id(completed_id);
+          Append(std::move(e), ms, fx);
+          Close(enums::WORKFLOW_EXECUTION_STATUS_CANCELED, now, ms, fx);
+        }
+        closed = true;
+        break;
+      }
+      default:
+        return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                            absl::StrCat("command ", enums::CommandType_Name(cmd.command_type()),
+                                         " is not supported by this server yet")};
+    }
+  }
+  if (closed) return std::nullopt;
+  const int flushed = FlushBuffered(ms, fx);
+  if (flushed > 0 || request.force_create_new_workflow_task() || new_task_due) {
+    ScheduleWorkflowTask(now, ms, fx);
+  }
+  return std::nullopt;
+}
+
+HistoryEvent TransientScheduledEvent(const v1::MutableState& ms) {
+  const auto& wft = ms.workflow_task();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, FromProto(wft.scheduled_time()));
+  e.set_event_id(wft.scheduled_event_id());
+  auto* a = e.mutable_workflow_task_scheduled_event_attributes();
+  a->mutable_task_queue()->set_name(wft.task_queue());
+  a->mutable_task_queue()->set_kind(wft.sticky() ? enums::TASK_QUEUE_KIND_STICKY
+                                                 : enums::TASK_QUEUE_KIND_NORMAL);
+  if (wft.sticky()) a->mutable_task_queue()->set_normal_name(ms.execution().task_queue());
+  *a->mutable_start_to_close_timeout() = wft.start_to_close_timeout();
+  a->set_attempt(wft.attempt());
+  return e;
+}
+
+HistoryEvent TransientStartedEvent(const v1::MutableState& ms) {
+  const auto& wft = ms.workflow_task();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_STARTED, FromProto(wft.started_time()));
+  e.set_event_id(wft.started_event_id());
+  auto* a = e.mutable_workflow_task_started_event_attributes();
+  a->set_scheduled_event_id(wft.scheduled_event_id());
+  a->set_identity(wft.identity());
+  a->set_request_id(wft.request_id());
+  a->set_history_size_bytes(ms.execution().history_size_bytes());
+  return e;
+}
+
+void WriteTransientEvents(v1::MutableState* ms, Effects* fx) {
+  HistoryEvent scheduled = TransientScheduledEvent(*ms);
+  HistoryEvent started = TransientStartedEvent(*ms);
+  Append(std::move(scheduled), ms, fx);
+  Append(std::move(started), ms, fx);
+}
+
+// Closes an activity attempt that failed or timed out: a retry when the policy allows one,
+// else the terminal event. `timeout_type` is set for timeouts.
+void RetryOrCloseActivity(v1::ActivityInfo ai, const Failure& failure,
+                          enums::TimeoutType timeout_type, const std::string& identity,
+                          absl::Time now, v1::MutableState* ms, Effects* fx) {
+  const auto& policy = ai.retry_policy();
+  enums::RetryState state = enums::RETRY_STATE_IN_PROGRESS;
+  absl::Duration backoff = absl::ZeroDuration();
+  const bool non_retryable_timeout = timeout_type == enums::TIMEOUT_TYPE_SCHEDULE_TO_START ||
+                                     timeout_type == enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE;
+  if (non_retryable_timeout) {
+    state = enums::RETRY_STATE_TIMEOUT;
+  } else if (failure.has_application_failure_info() &&
+             failure.application_failure_info().non_retryable()) {
+    state = enums::RETRY_STATE_NON_RETRYABLE_FAILURE;
+  } else if (policy.maximum_attempts() > 0 && ai.attempt() >= policy.maximum_attempts()) {
+    state = enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED;
+  } else {
+    const std::string type = failure.has_application_failure_info()
+                                 ? failure.application_failure_info().type()
+                                 : (failure.has_timeout_failure_info() ? "TemporalTimeout" : "");
+    for (const auto& t : policy.non_retryable_error_types()) {
+      if (!type.empty() && t == type) state = enums::RETRY_STATE_NON_RETRYABLE_FAILURE;
+    }
+  }
+  if (state == enums::RETRY_STATE_IN_PROGRESS) {
+    if (failure.has_application_failure_info() &&
+        FromProto(failure.application_failure_info().next_retry_delay()) > absl::ZeroDuration()) {
+      backoff = FromProto(failure.application_failure_info().next_retry_delay());
+    } else {
+      const double secs = absl::ToDoubleSeconds(FromProto(policy.initial_interval())) *
+                          std::pow(policy.backoff_coefficient(), ai.attempt() - 1);
+      backoff = std::min(absl::Seconds(secs), FromProto(policy.maximum_interval()));
+    }
+    const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+    if (s2c > absl::ZeroDuration() &&
+        now + backoff >= FromProto(ai.first_scheduled_time()) + s2c) {
+      state = enums::RETRY_STATE_TIMEOUT;
+    }
+  }
+  if (state == enums::RETRY_STATE_IN_PROGRESS) {
+    v1::ActivityInfo& live = (*ms->mutable_activities())[ai.scheduled_event_id()];
+    live.set_attempt(ai.attempt() + 1);
+    live.clear_started_time();
+    live.clear_started_identity();
+    live.clear_started_request_id();
+    live.clear_last_heartbeat_time();
+    *live.mutable_last_failure() = failure;
+    *live.mutable_scheduled_time() = ToProto(now + backoff);
+    live.set_stamp(NextStamp(ms));
+    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_RETRY, now + backoff, *ms);
+    t.set_event_id(ai.scheduled_event_id());
+    t.set_stamp(live.stamp());
+    fx->timer_tasks.push_back(std::move(t));
+    ArmScheduleToStart(live, now + backoff, *ms, fx);
+    return;
+  }
+  std::vector<HistoryEvent> events;
+  if (ai.has_started_time()) events.push_back(ActivityStartedEvent(ai, now));
+  if (timeout_type != enums::TIMEOUT_TYPE_UNSPECIFIED) {
+    HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, now);
+    auto* a = e.mutable_activity_task_timed_out_event_attributes();
+    *a->mutable_failure() = failure;
+    a->set_scheduled_event_id(ai.scheduled_event_id());
+    a->set_retry_state(state);
+    events.push_back(std::move(e));
+  } else {
+    HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_FAILED, now);
+    auto* a = e.mutable_activity_task_failed_event_attributes();
+    *a->mutable_failure() = failure;
+    a->set_scheduled_event_id(ai.scheduled_event_id());
+    a->set_identity(identity);
+    a->set_retry_state(state);
+    events.push_back(std::move(e));
+  }
+  ms->mutable_activities()->erase(ai.scheduled_event_id());
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+Failure TimeoutFailure(enums::TimeoutType type, const v1::ActivityInfo* ai) {
+  Failure f;
+  f.set_message(absl::StrCat("activity ", absl::AsciiStrToLower(enums::TimeoutType_Name(type)).substr(13),
+                             " timeout"));
+  f.mutable_timeout_failure_info()->set_timeout_type(type);
+  if (ai != nullptr && ai->has_heartbeat_details()) {
+    *f.mutable_timeout_failure_info()->mutable_last_heartbeat_details() = ai->heartbeat_details();
+  }
+  if (ai != nullptr && ai->has_last_failure()) *f.mutable_cause() = ai->last_failure();
+  return f;
+}
+
+}  // namespace
+
+void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest& request,
+                   const StartParams& params, const Limits& limits, v1::MutableState* ms,
+                   Effects* fx) {
+  ms->Clear();
+  ms->set_next_event_id(1);
+  auto* info = ms->mutable_execution();
+  info->set_namespace_id(params.namespace_id);
+  info->set_workflow_id(request.workflow_id());
+  info->set_run_id(params.run_id);
+  const std::string first_run =
+      params.first_execution_run_id.empty() ? params.run_id : params.first_execution_run_id;
+  info->set_first_execution_run_id(first_run);
+  info->set_original_execution_run_id(params.run_id);
+  info->set_workflow_type(request.workflow_type().name());
+  info->set_task_queue(request.task_queue().name());
+  const absl::Duration exec_timeout = FromProto(request.workflow_execution_timeout());
+  absl::Duration run_timeout = FromProto(request.workflow_run_timeout());
+  if (exec_timeout > absl::ZeroDuration() &&
+      (run_timeout <= absl::ZeroDuration() || run_timeout > exec_timeout)) {
+    run_timeout = exec_timeout;
+  }
+  absl::Duration task_timeout = FromProto(request.workflow_task_timeout());
+  if (task_timeout <= absl::ZeroDuration()) task_timeout = limits.default_workflow_task_timeout;
+  task_timeout = std::min(task_timeout, limits.max_workflow_task_timeout);
+  if (run_timeout > absl::ZeroDuration()) task_timeout = std::min(task_timeout, run_timeout);
+  if (exec_timeout > absl::ZeroDuration()) *info->mutable_execution_timeout() = ToProto(exec_timeout);
+  if (run_timeout > absl::ZeroDuration()) *info->mutable_run_timeout() = ToProto(run_timeout);
+  *info->mutable_task_timeout() = ToProto(task_timeout);
+  *info->mutable_start_time() = ToProto(params.now);
+  *info->mutable_execution_time() = ToProto(params.now);
+  info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
+  info->set_create_request_id(request.request_id());
+  info->set_attempt(1);
+  if (request.has_memo()) *info->mutable_memo() = request.memo();
+  if (request.has_search_attributes()) *info->mutable_search_attributes() = request.search_attributes();
+  if (request.has_retry_policy()) *info->mutable_retry_policy() = request.retry_policy();
+  if (exec_timeout > absl::ZeroDuration()) {
+    *info->mutable_execution_expiration_time() = ToProto(params.now + exec_timeout);
+  }
+  ms->add_request_ids(request.request_id());
+
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, params.now);
+  auto* a = e.mutable_workflow_execution_started_event_attributes();
+  *a->mutable_workflow_type() = request.workflow_type();
+  a->mutable_task_queue()->set_name(request.task_queue().name());
+  a->mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+  if (request.has_input()) *a->mutable_input() = request.input();
+  if (exec_timeout > absl::ZeroDuration()) *a->mutable_workflow_execution_timeout() = ToProto(exec_timeout);
+  if (run_timeout > absl::ZeroDuration()) *a->mutable_workflow_run_timeout() = ToProto(run_timeout);
+  *a->mutable_workflow_task_timeout() = ToProto(task_timeout);
+  a->set_original_execution_run_id(params.run_id);
+  a->set_identity(request.identity());
+  a->set_first_execution_run_id(first_run);
+  a->set_attempt(1);
+  if (request.has_retry_policy()) *a->mutable_retry_policy() = request.retry_policy();
+  a->set_cron_schedule(request.cron_schedule());
+  if (request.has_header()) *a->mutable_header() = request.header();
+  if (request.has_memo()) *a->mutable_memo() = request.memo();
+  if (request.has_search_attributes()) *a->mutable_search_attributes() = request.search_attributes();
+  if (exec_timeout > absl::ZeroDuration()) {
+    *a->mutable_workflow_execution_expiration_time() = ToProto(params.now + exec_timeout);
+  }
+  a->set_workflow_id(request.workflow_id());
+  if (request.has_priority()) *a->mutable_priority() = request.priority();
+  if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
+  Append(std::move(e), ms, fx);
+  if (run_timeout > absl::ZeroDuration()) {
+    fx->timer_tasks.push_back(
+        NewTimer(v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT, params.now + run_timeout, *ms));
+  }
+  ScheduleWorkflowTask(params.now, ms, fx);
+}
+
+void RequestCancelWorkflow(const std::string& cause, const std::string& identity, absl::Time now,
+                           v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || ms->execution().cancel_requested()) return;
+  ms->mutable_execution()->set_cancel_requested(true);
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED, now);
+  auto* a = e.mutable_workflow_execution_cancel_requested_event_attributes();
+  a->set_cause(cause);
+  a->set_identity(identity);
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+void TimeoutWorkflow(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                     Effects* fx) {
+  if (!IsRunning(*ms)) return;
+  ms->clear_workflow_task();
+  FlushBuffered(ms, fx);
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, now);
+  e.mutable_workflow_execution_timed_out_event_attributes()->set_retry_state(
+      enums::RETRY_STATE_RETRY_POLICY_NOT_SET);
+  Append(std::move(e), ms, fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT, now, ms, fx);
+}
+
+void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || ms->has_workflow_task()) return;
+  auto* wft = ms->mutable_workflow_task();
+  const int32_t attempt = static_cast<int32_t>(ms->execution().workflow_task_attempts_failed()) + 1;
+  const bool sticky = !ms->sticky().task_queue().empty();
+  wft->set_attempt(attempt);
+  wft->set_transient(attempt > 1);
+  wft->set_sticky(sticky);
+  wft->set_task_queue(sticky ? ms->sticky().task_queue() : ms->execution().task_queue());
+  *wft->mutable_scheduled_time() = ToProto(now);
+  *wft->mutable_start_to_close_timeout() = ms->execution().task_timeout();
+  wft->set_stamp(NextStamp(ms));
+  if (wft->transient()) {
+    // Its id is reserved: nothing else is written while a transient task is pending.
+    wft->set_scheduled_event_id(ms->next_event_id());
+  } else {
+    wft->set_scheduled_event_id(Append(TransientScheduledEvent(*ms), ms, fx));
+  }
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_WORKFLOW_TASK);
+  *t.mutable_run() = RunOf(*ms);
+  t.set_scheduled_event_id(wft->scheduled_event_id());
+  t.set_task_queue(wft->task_queue());
+  t.set_stamp(wft->stamp());
+  if (sticky) {
+    *t.mutable_schedule_to_start_timeout() = ms->sticky().schedule_to_start_timeout();
+    const absl::Duration s2s = FromProto(ms->sticky().schedule_to_start_timeout());
+    if (s2s > absl::ZeroDuration()) {
+      v1::TimerTask timer = NewTimer(v1::TimerTask::KIND_WORKFLOW_TASK_TIMEOUT, now + s2s, *ms);
+      timer.set_event_id(wft->scheduled_event_id());
+      timer.set_stamp(wft->stamp());
+      timer.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
+      fx->timer_tasks.push_back(std::move(timer));
+    }
+  }
+  fx->transfer_tasks.push_back(std::move(t));
+}
+
+absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
+                                                              const std::string& request_id,
+                                                              const std::string& identity,
+                                                              absl::Time now,
+                                                              v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || !ms->has_workflow_task() || ms->workflow_task().stamp() != stamp) {
+    return absl::NotFoundError("Workflow task not found.");
+  }
+  auto* wft = ms->mutable_workflow_task();
+  if (wft->started_event_id() != 0) {
+    if (wft->request_id() != request_id) {
+      return absl::NotFoundError("Workflow task already started.");
+    }
+  } else {
+    wft->set_request_id(request_id);
+    wft->set_identity(identity);
+    *wft->mutable_started_time() = ToProto(now);
+    if (wft->transient()) {
+      wft->set_started_event_id(wft->scheduled_event_id() + 1);
+    } else {
+      wft->set_started_event_id(Append(TransientStartedEvent(*ms), ms, fx));
+    }
+    v1::TimerTask timer = NewTimer(v1::TimerTask::KIND_WORKFLOW_TASK_TIMEOUT,
+                                   now + FromProto(wft->start_to_close_timeout()), *ms);
+    timer.set_event_id(wft->scheduled_event_id());
+    timer.set_stamp(wft->stamp());
+    timer.set_timeout_type(enums::TIMEOUT_TYPE_START_TO_CLOSE);
+    fx->timer_tasks.push_back(std::move(timer));
+  }
+  WorkflowTaskStarted out;
+  out.scheduled_event_id = wft->scheduled_event_id();
+  out.started_event_id = wft->started_event_id();
+  out.previous_started_event_id = ms->execution().last_completed_workflow_task_started_event_id();
+  out.attempt = wft->attempt();
+  out.sticky = wft->sticky();
+  out.stamp = wft->stamp();
+  out.scheduled_time = FromProto(wft->scheduled_time());
+  out.started_time = FromProto(wft->started_time());
+  if (wft->transient()) {
+    out.transient_events.push_back(TransientScheduledEvent(*ms));
+    out.transient_events.push_back(TransientStartedEvent(*ms));
+  }
+  return out;
+}
+
+absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::MutableState& ms) {
+  if (!IsRunning(ms)) return absl::NotFoundError("Workflow execution already completed.");
+  const auto& wft = ms.workflow_task();
+  if (!ms.has_workflow_task() || wft.started_event_id() == 0 || wft.stamp() != token.stamp() ||
+      wft.started_event_id() != token.started_event_id()) {
+    return absl::NotFoundError("Workflow task not found.");
+  }
+  return absl::OkStatus();
+}
+
+CompletionOutcome CompleteWorkflowTask(
+    const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
+    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx) {
+  v1::MutableState scratch = *ms;
+  Effects scratch_fx;
+  std::optional<CommandError> err = ApplyCompletion(request, limits, now, &scratch, &scratch_fx);
+  if (!err.has_value()) {
+    *ms = std::move(scratch);
+    for (auto& e : scratch_fx.events) fx->events.push_back(std::move(e));
+    for (auto& t : scratch_fx.transfer_tasks) fx->transfer_tasks.push_back(std::move(t));
+    for (auto& t : scratch_fx.timer_tasks) fx->timer_tasks.push_back(std::move(t));
+    fx->closed = fx->closed || scratch_fx.closed;
+    return {};
+  }
+  Failure failure;
+  failure.set_message(err->message);
+  failure.mutable_server_failure_info();
+  FailWorkflowTask(err->cause, failure, request.identity(), request.binary_checksum(), now, ms, fx);
+  return CompletionOutcome{true, err->message};
+}
+
+void FailWorkflowTask(enums::WorkflowTaskFailedCause cause, const Failure& failure,
+                      const std::string& identity, const std::string& binary_checksum,
+                      absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!ms->has_workflow_task()) return;
+  const v1::WorkflowTaskInfo wft = ms->workflow_task();
+  if (!wft.transient() && wft.started_event_id() != 0) {
+    HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_FAILED, now);
+    auto* a = e.mutable_workflow_task_failed_event_attributes();
+    a->set_scheduled_event_id(wft.scheduled_event_id());
+    a->set_started_event_id(wft.started_event_id());
+    a->set_cause(cause);
+    *a->mutable_failure() = failure;
+    a->set_identity(identity);
+    a->set_binary_checksum(binary_checksum);
+    Append(std::move(e), ms, fx);
+  }
+  auto* info = ms->mutable_execution();
+  // A task refused for events that arrived meanwhile is not a worker failure: the next
+  // attempt starts afresh, and it carries those events.
+  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND) {
+    info->set_workflow_task_attempts_failed(0);
+  } else {
+    info->set_workflow_task_attempts_failed(info->workflow_task_attempts_failed() + 1);
+  }
+  ms->clear_workflow_task();
+  FlushBuffered(ms, fx);
+  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND) return;
+  ScheduleWorkflowTask(now, ms, fx);
+}
+
+void TimeoutWorkflowTask(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                         Effects* fx) {
+  if (!IsRunning(*ms) || !ms->has_workflow_task() || ms->workflow_task().stamp() != timer.stamp()) {
+    return;
+  }
+  const v1::WorkflowTaskInfo wft = ms->workflow_task();
+  const bool started = wft.started_event_id() != 0;
+  if (timer.timeout_type() == enums::TIMEOUT_TYPE_START_TO_CLOSE && started) {
+    if (!wft.transient()) {
+      HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, now);
+      auto* a = e.mutable_workflow_task_timed_out_event_attributes();
+      a->set_scheduled_event_id(wft.scheduled_event_id());
+      a->set_started_event_id(wft.started_event_id());
+      a->set_timeout_type(enums::TIMEOUT_TYPE_START_TO_CLOSE);
+      Append(std::move(e), ms, fx);
+    }
+    auto* info = ms->mutable_execution();
+    info->set_workflow_task_attempts_failed(info->workflow_task_attempts_failed() + 1);
+  } else if (timer.timeout_type() == enums::TIMEOUT_TYPE_SCHEDULE_TO_START && !started) {
+    if (!wft.transient()) {
+      HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, now);
+      auto* a = e.mutable_workflow_task_timed_out_event_attributes();
+      a->set_scheduled_event_id(wft.scheduled_event_id());
+      a->set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
+      Append(std::move(e), ms, fx);
+    }
+  } else {
+    return;
+  }
+  // The worker that held the task, or its sticky queue, is presumed gone: the next attempt
+  // goes to the normal queue with the full history.
+  ms->clear_workflow_task();
+  ms->clear_sticky();
+  FlushBuffered(ms, fx);
+  ScheduleWorkflowTask(now, ms, fx);
+}
+
+bool ClearStickyForTask(int64_t stamp, v1::MutableState* ms) {
+  if (!IsRunning(*ms) || !ms->has_workflow_task()) return false;
+  auto* wft = ms->mutable_workflow_task();
+  if (wft->stamp() != stamp || wft->started_event_id() != 0 || !wft->sticky()) return false;
+  ms->clear_sticky();
+  wft->set_sticky(false);
+  wft->set_task_queue(ms->execution().task_queue());
+  return true;
+}
+
+absl::StatusOr<v1::ActivityInfo> RecordActivityTaskStarted(int64_t scheduled_event_id,
+                                                           int64_t stamp,
+                                                           const std::string& request_id,
+                                                           const std::string& identity,
+                                                           absl::Time now,
+                                                           v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms)) return absl::NotFoundError("Workflow execution already completed.");
+  auto it = ms->mutable_activities()->find(scheduled_event_id);
+  if (it == ms->mutable_activities()->end() || it->second.stamp() != stamp) {
+    return absl::NotFoundError("Activity task not found.");
+  }
+  v1::ActivityInfo& ai = it->second;
+  if (ai.has_started_time()) {
+    if (ai.started_request_id() != request_id) {
+      return absl::NotFoundError("Activity task already started.");
+    }
+    return ai;
+  }
+  *ai.mutable_started_time() = ToProto(now);
+  ai.set_started_identity(identity);
+  ai.set_started_request_id(request_id);
+  const absl::Duration stc = FromProto(ai.start_to_close_timeout());
+  if (stc > absl::ZeroDuration()) {
+    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + stc, *ms);
+    t.set_event_id(scheduled_event_id);
+    t.set_stamp(stamp);
+    t.set_timeout_type(enums::TIMEOUT_TYPE_START_TO_CLOSE);
+    fx->timer_tasks.push_back(std::move(t));
+  }
+  const absl::Duration hb = FromProto(ai.heartbeat_timeout());
+  if (hb > absl::ZeroDuration() && hb < stc) {
+    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + hb, *ms);
+    t.set_event_id(scheduled_event_id);
+    t.set_stamp(stamp);
+    t.set_timeout_type(enums::TIMEOUT_TYPE_HEARTBEAT);
+    fx->timer_tasks.push_back(std::move(t));
+  }
+  return ai;
+}
+
+absl::StatusOr<v1::ActivityInfo*> FindStartedActivity(const v1::TaskToken& token,
+                                                      v1::MutableState* ms) {
+  if (!IsRunning(*ms)) return absl::NotFoundError("Workflow execution already completed.");
+  auto it = ms->mutable_activities()->find(token.scheduled_event_id());
+  if (it == ms->mutable_activities()->end() || it->second.stamp() != token.stamp() ||
+      !it->second.has_started_time()) {
+    return absl::NotFoundError("Activity task not found.");
+  }
+  return &it->second;
+}
+
+void CompleteActivityTask(int64_t scheduled_event_id, const api::common::v1::Payloads& result,
+                          const std::string& identity, absl::Time now, v1::MutableState* ms,
+                          Effects* fx) {
+  auto it = ms->mutable_activities()->find(scheduled_event_id);
+  if (it == ms->mutable_activities()->end()) return;
+  std::vector<HistoryEvent> events;
+  events.push_back(ActivityStartedEvent(it->second, now));
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED, now);
+  auto* a = e.mutable_activity_task_completed_event_attributes();
+  *a->mutable_result() = result;
+  a->set_scheduled_event_id(scheduled_event_id);
+  a->set_identity(identity);
+  events.push_back(std::move(e));
+  ms->mutable_activities()->erase(it);
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+void FailActivityTask(int64_t scheduled_event_id, const Failure& failure,
+                      const std::string& identity, absl::Time now, v1::MutableState* ms,
+                      Effects* fx) {
+  auto it = ms->mutable_activities()->find(scheduled_event_id);
+  if (it == ms->mutable_activities()->end()) return;
+  RetryOrCloseActivity(it->second, failure, enums::TIMEOUT_TYPE_UNSPECIFIED, identity, now, ms, fx);
+}
+
+void CancelActivityTask(int64_t scheduled_event_id, const api::common::v1::Payloads& details,
+                        const std::string& identity, absl::Time now, v1::MutableState* ms,
+                        Effects* fx) {
+  auto it = ms->mutable_activities()->find(scheduled_event_id);
+  if (it == ms->mutable_activities()->end()) return;
+  std::vector<HistoryEvent> events;
+  events.push_back(ActivityStartedEvent(it->second, now));
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED, now);
+  auto* a = e.mutable_activity_task_canceled_event_attributes();
+  *a->mutable_details() = details;
+  a->set_scheduled_event_id(scheduled_event_id);
+  a->set_latest_cancel_requested_event_id(it->second.cancel_requested_event_id());
+  a->set_identity(identity);
+  events.push_back(std::move(e));
+  ms->mutable_activities()->erase(it);
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+bool HeartbeatActivity(int64_t scheduled_event_id, const api::common::v1::Payloads& details,
+                       absl::Time now, v1::MutableState* ms) {
+  auto it = ms->mutable_activities()->find(scheduled_event_id);
+  if (it == ms->mutable_activities()->end()) return false;
+  *it->second.mutable_heartbeat_details() = details;
+  *it->second.mutable_last_heartbeat_time() = ToProto(now);
+  return it->second.cancel_requested();
+}
+
+void FireUserTimer(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms)) return;
+  auto it = ms->mutable_timers()->find(timer.timer_id());
+  if (it == ms->mutable_timers()->end() || it->second.started_event_id() != timer.event_id()) {
+    return;
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_FIRED, now);
+  e.mutable_timer_fired_event_attributes()->set_timer_id(timer.timer_id());
+  e.mutable_timer_fired_event_attributes()->set_started_event_id(timer.event_id());
+  ms->mutable_timers()->erase(it);
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+void TimeoutActivity(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                     Effects* fx) {
+  if (!IsRunning(*ms)) return;
+  auto it = ms->mutable_activities()->find(timer.event_id());
+  if (it == ms->mutable_activities()->end()) return;
+  const v1::ActivityInfo ai = it->second;
+  const auto type = static_cast<enums::TimeoutType>(timer.timeout_type());
+  switch (type) {
+    case enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+      break;  // spans every attempt: no stamp to check
+    case enums::TIMEOUT_TYPE_SCHEDULE_TO_START:
+      if (ai.stamp() != timer.stamp() || ai.has_started_time()) return;
+      break;
+    case enums::TIMEOUT_TYPE_START_TO_CLOSE:
+      if (ai.stamp() != timer.stamp() || !ai.has_started_time()) return;
+      break;
+    case enums::TIMEOUT_TYPE_HEARTBEAT: {
+      if (ai.stamp() != timer.stamp() || !ai.has_started_time()) return;
+      const absl::Time last = ai.has_last_heartbeat_time() ? FromProto(ai.last_heartbeat_time())
+                                                           : FromProto(ai.started_time());
+      const absl::Time due = last + FromProto(ai.heartbeat_timeout());
+      if (due > now) {
+        // A heartbeat arrived since the timer was set: wait for the next deadline.
+        v1::TimerTask next = timer;
+        *next.mutable_visibility_time() = ToProto(due);
+        next.clear_task_id();
+        fx->timer_tasks.push_back(std::move(next));
+        return;
+      }
+      break;
+    }
+    default:
+      return;
+  }
+  RetryOrCloseActivity(ai, TimeoutFailure(type, &ai), type, "", now, ms, fx);
+}
+
+bool ActivityRetryDue(const v1::TimerTask& timer, const v1::MutableState& ms) {
+  if (!IsRunning(ms)) return false;
+  auto it = ms.activities().find(timer.event_id());
+  return it != ms.activities().end() && it->second.stamp() == timer.stamp() &&
+         !it->second.has_started_time();
+}
+
+void TerminateWorkflow(const std::string& reason, const api::common::v1::Payloads& details,
+                       const std::string& identity, absl::Time now, v1::MutableState* ms,
+                       Effects* fx) {
+  if (!IsRunning(*ms)) return;
+  if (ms->has_workflow_task() && ms->workflow_task().started_event_id() != 0) {
+    Failure failure;
+    failure.set_message("workflow terminated");
+    FailWorkflowTask(enums::WORKFLOW_TASK_FAILED_CAUSE_FORCE_CLOSE_COMMAND, failure, identity, "",
+                     now, ms, fx);
+  }
+  ms->clear_workflow_task();
+  FlushBuffered(ms, fx);
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, now);
+  auto* a = e.mutable_workflow_execution_terminated_event_attributes();
+  a->set_reason(reason);
+  *a->mutable_details() = details;
+  a->set_identity(identity);
+  Append(std::move(e), ms, fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_TERMINATED, now, ms, fx);
+}
+
+}  // namespace almanac::history

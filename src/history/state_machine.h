@@ -1,0 +1,174 @@
+#pragma once
+
+// The history state machine: (mutable state, input) -> (events, state changes, tasks).
+//
+// Pure: no I/O, no clock reads (time is an input), no locks. The history engine loads a
+// run's MutableState, calls one of these functions on a copy, and persists the copy, the
+// new events and the tasks in one transaction. Every rule of Temporal's event model that
+// the SDKs rely on lives here, so each is unit-tested without a database.
+//
+// Event rules kept here:
+//  - event ids are dense from 1;
+//  - a workflow task is Scheduled, Started, then Completed, Failed or TimedOut; retries
+//    after a failure are transient (no events) until one completes;
+//  - events that arrive while a workflow task is started (or transient) are buffered and
+//    written after it ends; a command closing the run while events wait is refused;
+//  - an activity's Started event is written together with its terminal event.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "almanac/v1/persistence.pb.h"
+#include "temporal/api/enums/v1/failed_cause.pb.h"
+#include "temporal/api/history/v1/message.pb.h"
+#include "temporal/api/workflowservice/v1/request_response.pb.h"
+
+namespace almanac::history {
+
+namespace api = temporal::api;
+using api::history::v1::HistoryEvent;
+
+// What one mutation produced besides the new state. Tasks carry no shard or task id yet:
+// the engine assigns them.
+struct Effects {
+  std::vector<HistoryEvent> events;
+  std::vector<v1::TransferTask> transfer_tasks;
+  std::vector<v1::TimerTask> timer_tasks;
+  bool closed = false;  // the run closed in this mutation
+};
+
+// Limits and defaults that come from configuration, not from the request.
+struct Limits {
+  absl::Duration default_workflow_task_timeout = absl::Seconds(10);
+  absl::Duration max_workflow_task_timeout = absl::Seconds(120);
+  int max_id_length = 1000;
+};
+
+struct StartParams {
+  std::string namespace_id;
+  std::string run_id;
+  std::string first_execution_run_id;  // empty: this run starts the chain
+  absl::Time now;
+};
+
+// Builds a new run's state from a start request and schedules its first workflow task.
+void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest& request,
+                   const StartParams& params, const Limits& limits, v1::MutableState* ms,
+                   Effects* fx);
+
+// Schedules a workflow task unless one is pending or the run is closed.
+void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// What the poll response needs from a workflow task that was just started.
+struct WorkflowTaskStarted {
+  int64_t scheduled_event_id = 0;
+  int64_t started_event_id = 0;
+  int64_t previous_started_event_id = 0;
+  int32_t attempt = 0;
+  bool sticky = false;
+  int64_t stamp = 0;
+  absl::Time scheduled_time;
+  absl::Time started_time;
+  // For a transient task: its Scheduled and Started events, which the worker sees at the
+  // end of its history though they are not yet written.
+  std::vector<HistoryEvent> transient_events;
+};
+
+// Starts the workflow task with `stamp`. kNotFound when the run or task moved on (the task
+// is then dropped). A repeat of the same poll request returns the same start.
+absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
+                                                              const std::string& request_id,
+                                                              const std::string& identity,
+                                                              absl::Time now,
+                                                              v1::MutableState* ms, Effects* fx);
+
+// Checks that a worker's task token names the run's started workflow task.
+absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::MutableState& ms);
+
+// Applies a worker's completion: its commands, then flushes buffered events and schedules
+// the next workflow task when one is due. A command that cannot be applied fails the
+// workflow task instead, and nothing of the completion is kept.
+struct CompletionOutcome {
+  bool workflow_task_failed = false;  // the completion was refused
+  std::string failure_message;
+};
+CompletionOutcome CompleteWorkflowTask(
+    const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
+    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// Fails the started workflow task: WorkflowTaskFailed for a first failure, nothing for a
+// transient retry; then schedules the next attempt.
+void FailWorkflowTask(api::enums::v1::WorkflowTaskFailedCause cause,
+                      const api::failure::v1::Failure& failure, const std::string& identity,
+                      const std::string& binary_checksum, absl::Time now, v1::MutableState* ms,
+                      Effects* fx);
+
+// Handles a workflow task timeout timer. Does nothing when the task moved on.
+void TimeoutWorkflowTask(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                         Effects* fx);
+
+// Moves a workflow task that could not reach its sticky queue back to the normal queue.
+// Returns false when the task moved on.
+bool ClearStickyForTask(int64_t stamp, v1::MutableState* ms);
+
+// Starts an activity attempt. kNotFound when the activity or attempt moved on.
+absl::StatusOr<v1::ActivityInfo> RecordActivityTaskStarted(int64_t scheduled_event_id,
+                                                           int64_t stamp,
+                                                           const std::string& request_id,
+                                                           const std::string& identity,
+                                                           absl::Time now,
+                                                           v1::MutableState* ms, Effects* fx);
+
+// Finds the started activity a token names. kNotFound when it moved on.
+absl::StatusOr<v1::ActivityInfo*> FindStartedActivity(const v1::TaskToken& token,
+                                                      v1::MutableState* ms);
+
+void CompleteActivityTask(int64_t scheduled_event_id,
+                          const api::common::v1::Payloads& result, const std::string& identity,
+                          absl::Time now, v1::MutableState* ms, Effects* fx);
+// Fails an attempt: schedules a retry when the retry policy allows one, else writes
+// ActivityTaskFailed with the retry state.
+void FailActivityTask(int64_t scheduled_event_id, const api::failure::v1::Failure& failure,
+                      const std::string& identity, absl::Time now, v1::MutableState* ms,
+                      Effects* fx);
+void CancelActivityTask(int64_t scheduled_event_id, const api::common::v1::Payloads& details,
+                        const std::string& identity, absl::Time now, v1::MutableState* ms,
+                        Effects* fx);
+// Records a heartbeat. Returns whether cancellation was requested.
+bool HeartbeatActivity(int64_t scheduled_event_id, const api::common::v1::Payloads& details,
+                       absl::Time now, v1::MutableState* ms);
+
+// Timer tasks. Each does nothing when the state has moved on.
+void FireUserTimer(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                   Effects* fx);
+void TimeoutActivity(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                     Effects* fx);
+// Returns true when the retry is due and the activity should be dispatched again.
+bool ActivityRetryDue(const v1::TimerTask& timer, const v1::MutableState& ms);
+
+// Records a cancellation request (WorkflowExecutionCancelRequested) for the worker to act on.
+// A repeat request is accepted and changes nothing.
+void RequestCancelWorkflow(const std::string& cause, const std::string& identity, absl::Time now,
+                           v1::MutableState* ms, Effects* fx);
+
+// Closes the run as timed out when its run timeout fires.
+void TimeoutWorkflow(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
+                     Effects* fx);
+
+void TerminateWorkflow(const std::string& reason, const api::common::v1::Payloads& details,
+                       const std::string& identity, absl::Time now, v1::MutableState* ms,
+                       Effects* fx);
+
+bool IsRunning(const v1::MutableState& ms);
+
+// Time conversions between absl and protobuf well-known types.
+google::protobuf::Timestamp ToProto(absl::Time t);
+absl::Time FromProto(const google::protobuf::Timestamp& t);
+google::protobuf::Duration ToProto(absl::Duration d);
+absl::Duration FromProto(const google::protobuf::Duration& d);
+
+}  // namespace almanac::history

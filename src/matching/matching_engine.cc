@@ -1,0 +1,344 @@
+#include "matching/matching_engine.h"
+
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/ids.h"
+#include "spdlog/spdlog.h"
+
+namespace almanac::matching {
+
+namespace enums = temporal::api::enums::v1;
+using persistence::TaskQueueKey;
+using persistence::TaskQueueKind;
+
+// One long poll. Whoever holds `claimed` owns the poller and must answer it or park it
+// again; `expired` marks a deadline passed or a client gone while someone else owned it.
+struct MatchingEngine::Poller {
+  uint64_t id = 0;
+  std::string namespace_id;
+  std::string identity;
+  std::string request_id;
+  bool workflow = true;
+  absl::Time deadline;
+  WorkflowPollCallback workflow_done;
+  ActivityPollCallback activity_done;
+  std::atomic<bool> claimed{true};
+  std::atomic<bool> expired{false};
+  std::atomic<bool> answered{false};
+
+  void AnswerEmpty() {
+    if (answered.exchange(true)) return;
+    if (workflow) {
+      workflow_done(wsv1::PollWorkflowTaskQueueResponse());
+    } else {
+      activity_done(wsv1::PollActivityTaskQueueResponse());
+    }
+  }
+};
+
+struct MatchingEngine::TaskQueue {
+  TaskQueueKey key;
+  bool sticky = false;
+  absl::Mutex mu;
+  std::deque<std::shared_ptr<Poller>> pollers ABSL_GUARDED_BY(mu);  // parked, maybe expired
+  std::deque<BacklogTask> backlog ABSL_GUARDED_BY(mu);              // in-memory window
+  bool db_has_more ABSL_GUARDED_BY(mu) = false;  // the store may hold tasks not in memory
+  bool loading ABSL_GUARDED_BY(mu) = false;
+  uint64_t db_only_adds ABSL_GUARDED_BY(mu) = 0;  // tasks written but not kept in memory
+  int64_t max_read_task_id ABSL_GUARDED_BY(mu) = 0;
+  absl::Time last_poll ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+  absl::Mutex lease_mu;  // serializes leasing and task id allocation
+  int64_t range_id ABSL_GUARDED_BY(lease_mu) = 0;
+  int64_t next_seq ABSL_GUARDED_BY(lease_mu) = 1;
+
+  // Takes the first parked poller that nobody owns yet.
+  std::shared_ptr<Poller> ClaimPoller() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    while (!pollers.empty()) {
+      auto p = std::move(pollers.front());
+      pollers.pop_front();
+      if (!p->claimed.exchange(true)) return p;
+    }
+    return nullptr;
+  }
+};
+
+MatchingEngine::MatchingEngine(persistence::TaskQueueStore* store, history::HistoryClient* history,
+                               Clock* clock, DeadlineQueue* deadlines, Executor* executor,
+                               MatchingOptions options)
+    : store_(store),
+      history_(history),
+      clock_(clock),
+      deadlines_(deadlines),
+      executor_(executor),
+      options_(options) {}
+
+MatchingEngine::~MatchingEngine() = default;
+
+std::shared_ptr<MatchingEngine::TaskQueue> MatchingEngine::Queue(const TaskQueueKey& key,
+                                                                 bool sticky) {
+  const std::string name = absl::StrCat(key.namespace_id, "\x1f", key.name, "\x1f",
+                                        static_cast<int>(key.kind));
+  absl::MutexLock lock(&mu_);
+  auto& q = queues_[name];
+  if (!q) {
+    q = std::make_shared<TaskQueue>();
+    q->key = key;
+    q->sticky = sticky;
+    absl::MutexLock qlock(&q->mu);
+    q->db_has_more = !sticky;  // a durable queue may have a backlog from before a restart
+  }
+  return q;
+}
+
+absl::Status MatchingEngine::AddWorkflowTask(const std::string& namespace_id,
+                                             const std::string& task_queue, bool sticky,
+                                             const v1::TaskQueueTask& task) {
+  return AddTask({namespace_id, task_queue, TaskQueueKind::kWorkflow}, sticky, task);
+}
+
+absl::Status MatchingEngine::AddActivityTask(const std::string& namespace_id,
+                                             const std::string& task_queue,
+                                             const v1::TaskQueueTask& task) {
+  return AddTask({namespace_id, task_queue, TaskQueueKind::kActivity}, false, task);
+}
+
+absl::Status MatchingEngine::AddTask(const TaskQueueKey& key, bool sticky,
+                                     const v1::TaskQueueTask& task) {
+  auto q = Queue(key, sticky);
+  std::shared_ptr<Poller> poller;
+  {
+    absl::MutexLock lock(&q->mu);
+    if (sticky && (q->shut_down || (q->pollers.empty() &&
+                                    clock_->Now() - q->last_poll > options_.sticky_poller_gone))) {
+      return absl::FailedPreconditionError("sticky worker unavailable");
+    }
+    poller = q->ClaimPoller();
+    if (!poller && sticky) {
+      q->backlog.push_back({0, task});
+      return absl::OkStatus();
+    }
+  }
+  if (poller) {
+    // Sync match: the task never touches the store.
+    Deliver(q, std::move(poller), {0, task});
+    return absl::OkStatus();
+  }
+  int64_t task_id = 0;
+  absl::Status st;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    absl::MutexLock lease(&q->lease_mu);
+    if (q->range_id == 0) {
+      auto range = store_->LeaseQueue(key);
+      if (!range.ok()) return range.status();
+      q->range_id = *range;
+      q->next_seq = 1;
+    }
+    task_id = (q->range_id << 32) | q->next_seq++;
+    st = store_->AddTask(key, q->range_id, task_id, task);
+    if (!absl::IsFailedPrecondition(st)) break;
+    q->range_id = 0;  // the lease moved on: take a new one
+  }
+  if (!st.ok()) return st;
+  {
+    absl::MutexLock lock(&q->mu);
+    if (!q->db_has_more && static_cast<int>(q->backlog.size()) < options_.backlog_window) {
+      q->backlog.push_back({task_id, task});
+      q->max_read_task_id = std::max(q->max_read_task_id, task_id);
+    } else {
+      q->db_has_more = true;
+      ++q->db_only_adds;
+    }
+    poller = q->backlog.empty() ? nullptr : q->ClaimPoller();
+  }
+  // A poller may have parked while the task was being written.
+  if (poller) executor_->Post([this, q, poller] { Serve(q, poller); });
+  return absl::OkStatus();
+}
+
+uint64_t MatchingEngine::PollWorkflowTaskQueue(const std::string& namespace_id,
+                                               const wsv1::PollWorkflowTaskQueueRequest& request,
+                                               absl::Time deadline, WorkflowPollCallback done) {
+  auto p = std::make_shared<Poller>();
+  p->namespace_id = namespace_id;
+  p->identity = request.identity();
+  p->workflow = true;
+  p->deadline = deadline;
+  p->workflow_done = std::move(done);
+  const bool sticky = request.task_queue().kind() == enums::TASK_QUEUE_KIND_STICKY;
+  return Poll({namespace_id, request.task_queue().name(), TaskQueueKind::kWorkflow}, sticky, p);
+}
+
+uint64_t MatchingEngine::PollActivityTaskQueue(const std::string& namespace_id,
+                                               const wsv1::PollActivityTaskQueueRequest& request,
+                                               absl::Time deadline, ActivityPollCallback done) {
+  auto p = std::make_shared<Poller>();
+  p->namespace_id = namespace_id;
+  p->identity = request.identity();
+  p->workflow = false;
+  p->deadline = deadline;
+  p->activity_done = std::move(done);
+  return Poll({namespace_id, request.task_queue().name(), TaskQueueKind::kActivity}, false, p);
+}
+
+uint64_t MatchingEngine::Poll(const TaskQueueKey& key, bool sticky, std::shared_ptr<Poller> poller) {
+  auto q = Queue(key, sticky);
+  poller->request_id = NewUuid();
+  {
+    absl::MutexLock lock(&mu_);
+    poller->id = next_poll_id_++;
+    polls_[poller->id] = poller;
+  }
+  const uint64_t id = poller->id;
+  std::weak_ptr<Poller> weak = poller;
+  deadlines_->Schedule(poller->deadline - options_.poll_answer_margin, [this, weak] {
+    auto p = weak.lock();
+    if (!p) return;
+    p->expired = true;
+    if (!p->claimed.exchange(true)) p->AnswerEmpty();
+  });
+  executor_->Post([this, q, poller] { Serve(q, poller); });
+  return id;
+}
+
+void MatchingEngine::CancelPoll(uint64_t poll_id) {
+  std::shared_ptr<Poller> p;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = polls_.find(poll_id);
+    if (it == polls_.end()) return;
+    p = it->second.lock();
+    polls_.erase(it);
+  }
+  if (!p) return;
+  p->expired = true;
+  if (!p->claimed.exchange(true)) p->AnswerEmpty();
+}
+
+void MatchingEngine::ShutdownWorker(const std::string& namespace_id,
+                                    const std::string& sticky_queue) {
+  auto q = Queue({namespace_id, sticky_queue, TaskQueueKind::kWorkflow}, true);
+  std::vector<std::shared_ptr<Poller>> parked;
+  {
+    absl::MutexLock lock(&q->mu);
+    q->shut_down = true;
+    while (auto p = q->ClaimPoller()) parked.push_back(std::move(p));
+  }
+  for (auto& p : parked) p->AnswerEmpty();
+}
+
+void MatchingEngine::Serve(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller> poller) {
+  for (;;) {
+    BacklogTask task;
+    bool load = false;
+    {
+      absl::MutexLock lock(&q->mu);
+      q->last_poll = clock_->Now();
+      if (q->sticky) q->shut_down = false;
+      if (poller->expired || clock_->Now() >= poller->deadline - options_.poll_answer_margin) {
+        // fall through to answer empty below
+      } else if (!q->backlog.empty()) {
+        task = std::move(q->backlog.front());
+        q->backlog.pop_front();
+      } else if (q->db_has_more && !q->loading) {
+        q->loading = true;
+        load = true;
+      } else {
+        poller->claimed = false;
+        q->pollers.push_back(poller);
+        // The deadline may have passed while we owned the poller: its alarm then skipped it.
+        if (!poller->expired) return;
+        if (poller->claimed.exchange(true)) return;  // someone else took it meanwhile
+        q->pollers.pop_back();
+      }
+    }
+    if (load) {
+      LoadBacklog(q);
+      continue;
+    }
+    if (task.task.has_run()) {
+      Deliver(q, poller, std::move(task));
+      return;
+    }
+    poller->AnswerEmpty();
+    return;
+  }
+}
+
+void MatchingEngine::Deliver(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller> poller,
+                             BacklogTask task) {
+  history::RecordTaskStartedRequest req;
+  req.namespace_id = q->key.namespace_id;
+  req.task = task.task;
+  req.poll_request_id = poller->request_id;
+  req.identity = poller->identity;
+  req.from_sticky_queue = q->sticky;
+  absl::Status st;
+  if (poller->workflow) {
+    auto resp = history_->RecordWorkflowTaskStarted(req);
+    st = resp.status();
+    if (resp.ok()) {
+      if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+      if (!poller->answered.exchange(true)) poller->workflow_done(std::move(*resp));
+      return;
+    }
+  } else {
+    auto resp = history_->RecordActivityTaskStarted(req);
+    st = resp.status();
+    if (resp.ok()) {
+      if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+      if (!poller->answered.exchange(true)) poller->activity_done(std::move(*resp));
+      return;
+    }
+  }
+  if (absl::IsNotFound(st)) {
+    // The run or task moved on: drop the task and serve the poller the next one.
+    if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+    Serve(std::move(q), std::move(poller));
+    return;
+  }
+  spdlog::warn("recording task started failed, task kept for a later poll: {}", st.ToString());
+  if (task.task_id != 0 || q->sticky) {
+    absl::MutexLock lock(&q->mu);
+    q->backlog.push_front(std::move(task));
+  } else {
+    // A sync-matched task was never written: write it to the backlog now.
+    const v1::TaskQueueTask copy = task.task;
+    const TaskQueueKey key = q->key;
+    executor_->Post([this, key, copy] {
+      absl::Status add = AddTask(key, false, copy);
+      if (!add.ok()) spdlog::error("task lost to a store failure: {}", add.ToString());
+    });
+  }
+  poller->AnswerEmpty();
+}
+
+void MatchingEngine::LoadBacklog(const std::shared_ptr<TaskQueue>& q) {
+  int64_t after;
+  uint64_t adds_before;
+  {
+    absl::MutexLock lock(&q->mu);
+    after = q->max_read_task_id;
+    adds_before = q->db_only_adds;
+  }
+  auto tasks = store_->ListTasks(q->key, after, options_.backlog_window);
+  absl::MutexLock lock(&q->mu);
+  q->loading = false;
+  if (!tasks.ok()) {
+    spdlog::warn("reading the backlog of {}: {}", q->key.name, tasks.status().ToString());
+    q->db_has_more = false;  // a later add sets it again; avoids a hot retry loop
+    return;
+  }
+  for (auto& t : *tasks) {
+    if (t.task_id <= q->max_read_task_id) continue;
+    q->max_read_task_id = t.task_id;
+    q->backlog.push_back({t.task_id, std::move(t.task)});
+  }
+  if (static_cast<int>(tasks->size()) < options_.backlog_window && q->db_only_adds == adds_before) {
+    q->db_has_more = false;
+  }
+}
+
+}  // namespace almanac::matching

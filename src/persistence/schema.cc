@@ -1,0 +1,152 @@
+#include "persistence/schema.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace almanac::persistence {
+namespace {
+
+// Each migration is written once in a neutral dialect: BLOB becomes BYTEA on PostgreSQL.
+// Lookups use the indexed columns; the records themselves are protobuf bytes.
+const std::vector<std::vector<std::string>>& Migrations() {
+  static const auto* migrations = new std::vector<std::vector<std::string>>{
+      // Version 1: the foundation.
+      {
+          R"(CREATE TABLE cluster_metadata (
+               id INTEGER PRIMARY KEY,
+               cluster_id TEXT NOT NULL,
+               num_shards INTEGER NOT NULL))",
+          R"(CREATE TABLE namespaces (
+               id TEXT PRIMARY KEY,
+               name TEXT NOT NULL UNIQUE,
+               notification_version BIGINT NOT NULL,
+               data BLOB NOT NULL))",
+          R"(CREATE TABLE shards (
+               shard_id INTEGER PRIMARY KEY,
+               range_id BIGINT NOT NULL))",
+          R"(CREATE TABLE executions (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               db_version BIGINT NOT NULL,
+               state BLOB NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id, run_id)))",
+          R"(CREATE TABLE current_executions (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               create_request_id TEXT NOT NULL,
+               status INTEGER NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id)))",
+          R"(CREATE TABLE history_events (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               first_event_id BIGINT NOT NULL,
+               last_event_id BIGINT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id, run_id, first_event_id)))",
+          R"(CREATE TABLE transfer_tasks (
+               shard_id INTEGER NOT NULL,
+               task_id BIGINT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (shard_id, task_id)))",
+          R"(CREATE TABLE timer_tasks (
+               shard_id INTEGER NOT NULL,
+               visibility_time BIGINT NOT NULL,
+               task_id BIGINT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (shard_id, visibility_time, task_id)))",
+          R"(CREATE TABLE task_queues (
+               namespace_id TEXT NOT NULL,
+               name TEXT NOT NULL,
+               kind INTEGER NOT NULL,
+               range_id BIGINT NOT NULL,
+               PRIMARY KEY (namespace_id, name, kind)))",
+          R"(CREATE TABLE task_queue_tasks (
+               namespace_id TEXT NOT NULL,
+               name TEXT NOT NULL,
+               kind INTEGER NOT NULL,
+               task_id BIGINT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (namespace_id, name, kind, task_id)))",
+          R"(CREATE TABLE visibility (
+               namespace_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               workflow_type TEXT NOT NULL,
+               task_queue TEXT NOT NULL,
+               status INTEGER NOT NULL,
+               start_time BIGINT NOT NULL,
+               execution_time BIGINT NOT NULL,
+               close_time BIGINT,
+               history_length BIGINT NOT NULL,
+               PRIMARY KEY (namespace_id, run_id)))",
+          R"(CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time))",
+          R"(CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id))",
+      },
+  };
+  return *migrations;
+}
+
+std::string ForDialect(Dialect dialect, const std::string& sql) {
+  if (dialect == Dialect::kPostgres) return absl::StrReplaceAll(sql, {{"BLOB", "BYTEA"}});
+  return sql;
+}
+
+}  // namespace
+
+int CurrentSchemaVersion() { return static_cast<int>(Migrations().size()); }
+
+absl::StatusOr<int> ReadSchemaVersion(SqlDriver* driver) {
+  auto conn = driver->Acquire();
+  if (!conn.ok()) return conn.status();
+  absl::Status st = (*conn)->Exec(
+      "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", {}, nullptr);
+  if (!st.ok()) return st;
+  SqlRows rows;
+  st = (*conn)->Exec("SELECT MAX(version) FROM schema_version", {}, &rows);
+  if (!st.ok()) return st;
+  if (rows.rows.empty()) return 0;
+  return static_cast<int>(AsInt(rows.rows[0][0]));
+}
+
+absl::Status MigrateSchema(SqlDriver* driver) {
+  auto version = ReadSchemaVersion(driver);
+  if (!version.ok()) return version.status();
+  if (*version > CurrentSchemaVersion()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("database schema version ", *version, " is newer than this build's ",
+                     CurrentSchemaVersion()));
+  }
+  auto conn = driver->Acquire();
+  if (!conn.ok()) return conn.status();
+  for (int v = *version; v < CurrentSchemaVersion(); ++v) {
+    absl::Status st = (*conn)->Begin();
+    if (!st.ok()) return st;
+    for (const std::string& sql : Migrations()[v]) {
+      st = (*conn)->Exec(ForDialect(driver->dialect(), sql), {}, nullptr);
+      if (!st.ok()) break;
+    }
+    if (st.ok()) {
+      st = (*conn)->Exec("INSERT INTO schema_version (version) VALUES ($1)",
+                         {SqlValue(int64_t{v + 1})}, nullptr);
+    }
+    if (!st.ok()) {
+      (*conn)->Rollback();
+      return absl::Status(st.code(), absl::StrCat("migration to version ", v + 1, ": ",
+                                                  st.message()));
+    }
+    st = (*conn)->Commit();
+    if (!st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace almanac::persistence

@@ -1,0 +1,168 @@
+#pragma once
+
+// The typed stores over which every role persists its data. Each is an interface with one SQL
+// implementation (sql/sql_stores.cc) over a SqlDriver, so the same code runs on SQLite and
+// PostgreSQL; one conformance suite (store_conformance_test.cc) runs against both.
+// Every store is thread-safe.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "almanac/v1/persistence.pb.h"
+#include "persistence/driver.h"
+#include "temporal/api/history/v1/message.pb.h"
+
+namespace almanac::persistence {
+
+class ClusterMetadataStore {
+ public:
+  struct Metadata {
+    std::string cluster_id;
+    int num_shards = 0;
+  };
+  virtual ~ClusterMetadataStore() = default;
+  // Returns the stored metadata, creating it with `defaults` on first use. The shard count
+  // is fixed when the store is created: later calls return the stored one.
+  virtual absl::StatusOr<Metadata> GetOrCreate(const Metadata& defaults) = 0;
+};
+
+class NamespaceStore {
+ public:
+  virtual ~NamespaceStore() = default;
+  // Fails with kAlreadyExists when the name or id is taken.
+  virtual absl::Status Create(const v1::NamespaceRecord& record) = 0;
+  // Fails with kNotFound when absent.
+  virtual absl::StatusOr<v1::NamespaceRecord> GetByName(const std::string& name) = 0;
+  virtual absl::StatusOr<v1::NamespaceRecord> GetById(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<v1::NamespaceRecord>> List() = 0;
+  // Replaces the record with the same id. Fails with kNotFound when absent.
+  virtual absl::Status Update(const v1::NamespaceRecord& record) = 0;
+};
+
+class ShardStore {
+ public:
+  virtual ~ShardStore() = default;
+  // Takes ownership of a shard: increments and returns its range_id, creating the row if
+  // needed. Writes fenced by an older range_id fail from then on.
+  virtual absl::StatusOr<int64_t> AcquireShard(int32_t shard_id) = 0;
+};
+
+// The current run of a workflow id.
+struct CurrentRun {
+  std::string run_id;
+  std::string create_request_id;
+  int32_t status = 0;  // temporal.api.enums.v1.WorkflowExecutionStatus
+};
+
+// Everything one mutation of one run writes, in one transaction.
+struct ExecutionMutation {
+  int32_t shard_id = 0;
+  int64_t range_id = 0;  // the shard lease the writer holds; a newer one fails the write
+  const v1::MutableState* state = nullptr;  // state.db_version is the version to write
+  bool create = false;                      // a new run: no row may exist yet
+  int64_t expected_db_version = 0;          // for an update: the version read
+  // The new events, dense and in order; empty when the mutation writes none.
+  std::vector<const temporal::api::history::v1::HistoryEvent*> events;
+  std::vector<v1::TransferTask> transfer_tasks;
+  std::vector<v1::TimerTask> timer_tasks;
+
+  // How the workflow id's current-run pointer changes.
+  enum class Current {
+    kNone,    // unchanged
+    kUpdate,  // this run is current: update its status
+    kCreate,  // this run becomes current; replaces `previous_run_id` (empty: no current row)
+  };
+  Current current = Current::kNone;
+  std::string previous_run_id;
+  bool write_visibility = false;
+};
+
+class ExecutionStore {
+ public:
+  virtual ~ExecutionStore() = default;
+
+  // Applies a mutation atomically. Fails, writing nothing, with:
+  //  kFailedPrecondition when the shard's range_id moved on (this node lost the shard);
+  //  kAborted when the run's db_version is not `expected_db_version` (stale cache);
+  //  kAlreadyExists when creating a run whose id exists, or when the current-run pointer
+  //  is not `previous_run_id`.
+  virtual absl::Status Apply(const ExecutionMutation& mutation) = 0;
+
+  // Fails with kNotFound when the workflow id has no run.
+  virtual absl::StatusOr<CurrentRun> GetCurrentRun(int32_t shard_id,
+                                                   const std::string& namespace_id,
+                                                   const std::string& workflow_id) = 0;
+  // Fails with kNotFound when the run does not exist.
+  virtual absl::StatusOr<v1::MutableState> GetMutableState(int32_t shard_id,
+                                                           const v1::RunKey& run) = 0;
+  // Appends to `out` the run's events with ids in [first_event_id, next_event_id), in order,
+  // at most `max_events` (0: no limit).
+  virtual absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run,
+                                   int64_t first_event_id, int64_t next_event_id,
+                                   int max_events,
+                                   temporal::api::history::v1::History* out) = 0;
+
+  // Transfer tasks of a shard with task_id > after, in order.
+  virtual absl::StatusOr<std::vector<v1::TransferTask>> ListTransferTasks(int32_t shard_id,
+                                                                          int64_t after,
+                                                                          int limit) = 0;
+  virtual absl::Status DeleteTransferTask(int32_t shard_id, int64_t task_id) = 0;
+  // Timer tasks of a shard due before `until`, after (time, task_id) `after`, in order.
+  virtual absl::StatusOr<std::vector<v1::TimerTask>> ListTimerTasks(
+      int32_t shard_id, absl::Time after_time, int64_t after_task_id, absl::Time until,
+      int limit) = 0;
+  virtual absl::Status DeleteTimerTask(int32_t shard_id, absl::Time visibility_time,
+                                       int64_t task_id) = 0;
+};
+
+enum class TaskQueueKind : int32_t { kWorkflow = 1, kActivity = 2 };
+
+struct TaskQueueKey {
+  std::string namespace_id;
+  std::string name;
+  TaskQueueKind kind = TaskQueueKind::kWorkflow;
+};
+
+// The durable backlog of task queues.
+class TaskQueueStore {
+ public:
+  struct StoredTask {
+    int64_t task_id = 0;
+    v1::TaskQueueTask task;
+  };
+  virtual ~TaskQueueStore() = default;
+  // Leases a task queue: increments and returns its range_id, creating the row if needed.
+  virtual absl::StatusOr<int64_t> LeaseQueue(const TaskQueueKey& queue) = 0;
+  // Adds a task, fenced by the lease; kFailedPrecondition when the lease moved on.
+  virtual absl::Status AddTask(const TaskQueueKey& queue, int64_t range_id, int64_t task_id,
+                               const v1::TaskQueueTask& task) = 0;
+  // Tasks with task_id > after, in order.
+  virtual absl::StatusOr<std::vector<StoredTask>> ListTasks(const TaskQueueKey& queue,
+                                                           int64_t after, int limit) = 0;
+  virtual absl::Status DeleteTask(const TaskQueueKey& queue, int64_t task_id) = 0;
+};
+
+// All the stores over one database.
+struct Stores {
+  std::unique_ptr<SqlDriver> driver;
+  std::unique_ptr<ClusterMetadataStore> cluster;
+  std::unique_ptr<NamespaceStore> namespaces;
+  std::unique_ptr<ShardStore> shards;
+  std::unique_ptr<ExecutionStore> executions;
+  std::unique_ptr<TaskQueueStore> task_queues;
+};
+
+// Builds the SQL stores over `driver` (which they then own). The schema must be current.
+std::unique_ptr<Stores> NewSqlStores(std::unique_ptr<SqlDriver> driver);
+
+// Timestamps are stored as microseconds since the Unix epoch.
+int64_t ToMicros(absl::Time t);
+absl::Time FromMicros(int64_t micros);
+
+}  // namespace almanac::persistence

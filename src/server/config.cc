@@ -1,0 +1,127 @@
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace almanac::server {
+namespace {
+
+absl::Status CheckKeys(const YAML::Node& node, const std::string& where,
+                       const std::set<std::string>& allowed) {
+  if (!node.IsMap()) return absl::InvalidArgumentError(absl::StrCat(where, " must be a mapping"));
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    if (!allowed.contains(key)) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown key ", where, ".", key));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParsePort(const std::string& value, const char* name, int* out) {
+  int port;
+  if (!absl::SimpleAtoi(value, &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is not a port: ", value));
+  }
+  *out = port;
+  return absl::OkStatus();
+}
+
+absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
+  absl::Status st = CheckKeys(root, "config", {"persistence", "frontend", "history", "namespaces", "log"});
+  if (!st.ok()) return st;
+  if (const auto p = root["persistence"]) {
+    st = CheckKeys(p, "persistence", {"driver", "sqlite", "postgres"});
+    if (!st.ok()) return st;
+    if (p["driver"]) c->store = p["driver"].as<std::string>();
+    if (const auto s = p["sqlite"]) {
+      st = CheckKeys(s, "persistence.sqlite", {"path", "in_memory"});
+      if (!st.ok()) return st;
+      if (s["path"]) c->sqlite.path = s["path"].as<std::string>();
+      if (s["in_memory"]) c->sqlite.in_memory = s["in_memory"].as<bool>();
+    }
+    if (const auto pg = p["postgres"]) {
+      st = CheckKeys(pg, "persistence.postgres",
+                     {"host", "port", "user", "password", "database", "max_conns"});
+      if (!st.ok()) return st;
+      if (pg["host"]) c->postgres.host = pg["host"].as<std::string>();
+      if (pg["port"]) c->postgres.port = pg["port"].as<int>();
+      if (pg["user"]) c->postgres.user = pg["user"].as<std::string>();
+      if (pg["password"]) c->postgres.password = pg["password"].as<std::string>();
+      if (pg["database"]) c->postgres.database = pg["database"].as<std::string>();
+      if (pg["max_conns"]) c->postgres.pool_size = pg["max_conns"].as<int>();
+    }
+  }
+  if (const auto f = root["frontend"]) {
+    st = CheckKeys(f, "frontend", {"bind_ip", "grpc_port"});
+    if (!st.ok()) return st;
+    if (f["bind_ip"]) c->bind_ip = f["bind_ip"].as<std::string>();
+    if (f["grpc_port"]) c->grpc_port = f["grpc_port"].as<int>();
+  }
+  if (const auto h = root["history"]) {
+    st = CheckKeys(h, "history", {"num_shards"});
+    if (!st.ok()) return st;
+    if (h["num_shards"]) c->num_shards = h["num_shards"].as<int>();
+  }
+  if (const auto n = root["namespaces"]) c->namespaces = n.as<std::vector<std::string>>();
+  if (const auto l = root["log"]) {
+    st = CheckKeys(l, "log", {"level"});
+    if (!st.ok()) return st;
+    if (l["level"]) c->log_level = l["level"].as<std::string>();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status LoadConfigFile(const std::string& path, ServerConfig* config) {
+  try {
+    return Apply(YAML::LoadFile(path), config);
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("config file ", path, ": ", e.what()));
+  }
+}
+
+absl::Status ApplyEnvironment(ServerConfig* c) {
+  auto env = [](const char* name) -> const char* {
+    const char* v = std::getenv(name);
+    return (v != nullptr && *v != '\0') ? v : nullptr;
+  };
+  if (const char* db = env("DB")) {
+    const std::string v = db;
+    if (v == "postgres" || v == "postgresql" || v == "postgres12" || v == "postgres12_pgx") {
+      c->store = "postgres";
+    } else if (v == "sqlite") {
+      c->store = "sqlite";
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("DB: unsupported store ", v));
+    }
+  }
+  if (const char* v = env("DB_PORT")) {
+    absl::Status st = ParsePort(v, "DB_PORT", &c->postgres.port);
+    if (!st.ok()) return st;
+  }
+  if (const char* v = env("POSTGRES_SEEDS")) c->postgres.host = v;
+  if (const char* v = env("POSTGRES_USER")) c->postgres.user = v;
+  if (const char* v = env("POSTGRES_PWD")) c->postgres.password = v;
+  if (const char* v = env("DBNAME")) c->postgres.database = v;
+  if (const char* v = env("BIND_ON_IP")) c->bind_ip = v;
+  if (const char* v = env("FRONTEND_GRPC_PORT")) {
+    absl::Status st = ParsePort(v, "FRONTEND_GRPC_PORT", &c->grpc_port);
+    if (!st.ok()) return st;
+  }
+  if (const char* v = env("NUM_HISTORY_SHARDS")) {
+    if (!absl::SimpleAtoi(v, &c->num_shards) || c->num_shards < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("NUM_HISTORY_SHARDS: not a positive number: ", v));
+    }
+  }
+  if (const char* v = env("LOG_LEVEL")) c->log_level = v;
+  return absl::OkStatus();
+}
+
+}  // namespace almanac::server

@@ -1,0 +1,315 @@
+"""Processes the integration suite runs: a throwaway PostgreSQL cluster and Almanac daemons.
+
+Everything here is synchronous and blocking; the fixtures in conftest.py call it from session
+scope. Nothing in this module knows about pytest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+READY_DEADLINE_S = 20.0
+STOP_GRACE_S = 10.0
+
+
+def almanac_binary() -> Path:
+    """The daemon under test: $ALMANAC_BIN, else the default CMake build output."""
+    return Path(os.environ.get("ALMANAC_BIN", REPO_ROOT / "build" / "src" / "almanac"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 80) -> str:
+    """The last `lines` lines of a text file, or a note that it does not exist."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return f"<{path} does not exist>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster on 127.0.0.1 with trust auth, for one test session.
+
+    initdb refuses to run as root, so when the suite runs as root (as in CI) the server
+    binaries run as the `postgres` OS user in a directory that user owns.
+    """
+
+    SUPERUSER = "postgres"
+    ROLE = "almanac"
+
+    def __init__(self, base_dir: Path | None = None) -> None:
+        self.bin_dir = self._find_bin_dir()
+        self.dir = Path(tempfile.mkdtemp(prefix="almanac-pg-", dir=base_dir))
+        self.data_dir = self.dir / "data"
+        self.log_path = self.dir / "postgres.log"
+        self.host = "127.0.0.1"
+        self.port = free_port()
+        self._as_postgres_user = os.geteuid() == 0
+        if self._as_postgres_user:
+            shutil.chown(self.dir, user="postgres", group="postgres")
+
+    @staticmethod
+    def _find_bin_dir() -> Path:
+        override = os.environ.get("ALMANAC_PG_BIN")
+        candidates = [Path(override)] if override else sorted(
+            Path("/usr/lib/postgresql").glob("*/bin"),
+            key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+            reverse=True,
+        )
+        for bin_dir in candidates:
+            if (bin_dir / "initdb").exists() and (bin_dir / "pg_ctl").exists():
+                return bin_dir
+        raise RuntimeError(
+            "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin "
+            "(set ALMANAC_PG_BIN to the directory holding initdb and pg_ctl)"
+        )
+
+    def _server_command(self, tool: str, *args: str) -> list[str]:
+        cmd = [str(self.bin_dir / tool), *args]
+        if self._as_postgres_user:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        return cmd
+
+    def _run(self, cmd: list[str], timeout: float = 60) -> None:
+        result = subprocess.run(
+            cmd, cwd=self.dir, capture_output=True, text=True, timeout=timeout
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(cmd)} exited with {result.returncode}\n"
+                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+                f"server log:\n{tail(self.log_path)}"
+            )
+
+    def start(self) -> None:
+        self._run(
+            self._server_command(
+                "initdb",
+                "--pgdata", str(self.data_dir),
+                "--username", self.SUPERUSER,
+                "--auth", "trust",
+                "--encoding", "UTF8",
+                "--locale", "C",
+                "--no-sync",
+            )
+        )
+        # Durability settings are off: this cluster lives for one test run, and the daemon,
+        # not PostgreSQL, is what the tests crash.
+        options = (
+            f"-c listen_addresses={self.host} -p {self.port} -k {self.dir} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+            "-c max_connections=200"
+        )
+        self._run(
+            self._server_command(
+                "pg_ctl", "start", "--pgdata", str(self.data_dir),
+                "--log", str(self.log_path), "--wait", "--timeout", "30",
+                "-o", options,
+            )
+        )
+        self.psql(f"CREATE ROLE {self.ROLE} LOGIN SUPERUSER")
+
+    def psql(self, sql: str, database: str = "postgres") -> None:
+        """Runs one SQL statement as the cluster's superuser."""
+        self._run(
+            [
+                str(self.bin_dir / "psql"),
+                "--no-psqlrc", "--quiet",
+                "--host", self.host, "--port", str(self.port),
+                "--username", self.SUPERUSER, "--dbname", database,
+                "--set", "ON_ERROR_STOP=1",
+                "--command", sql,
+            ]
+        )
+
+    def create_database(self) -> str:
+        """A new, empty database owned by the `almanac` role; returns its name."""
+        name = f"almanac_{uuid.uuid4().hex[:12]}"
+        self.psql(f"CREATE DATABASE {name} OWNER {self.ROLE}")
+        return name
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self._run(
+                self._server_command(
+                    "pg_ctl", "stop", "--pgdata", str(self.data_dir),
+                    "--mode", "immediate", "--wait",
+                )
+            )
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AlmanacServer:
+    """One Almanac daemon on a fixed port and a fixed store, which survives restarts.
+
+    `store` is "sqlite" (start-dev on a database file) or "postgres" (schema setup, then
+    server, against its own database in a PostgreSQL cluster). The daemon's stderr and stdout
+    go to `log_path`, appended across restarts.
+    """
+
+    def __init__(
+        self,
+        store: str,
+        work_dir: Path,
+        postgres: PostgresCluster | None = None,
+    ) -> None:
+        if store not in ("sqlite", "postgres"):
+            raise ValueError(f"unknown store {store!r}")
+        if store == "postgres" and postgres is None:
+            raise ValueError("the postgres store needs a PostgresCluster")
+        self.store = store
+        self.binary = almanac_binary()
+        self.work_dir = work_dir
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = self.work_dir / f"almanac-{store}.log"
+        self._postgres = postgres
+        self._process: subprocess.Popen[bytes] | None = None
+        self._config_path: Path | None = None
+        self._schema_ready = False
+
+    # Lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Starts the daemon and returns once it answers health checks."""
+        if self.is_running():
+            raise RuntimeError(f"almanac ({self.store}) is already running")
+        if not self.binary.exists():
+            raise RuntimeError(
+                f"almanac binary not found at {self.binary} (build it, or set ALMANAC_BIN)"
+            )
+        if self.store == "postgres" and not self._schema_ready:
+            self._setup_postgres_schema()
+        self._spawn(self._serve_command())
+        self._wait_until_ready()
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if the daemon has not exited after a grace period."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def kill9(self) -> None:
+        """Kills the daemon with SIGKILL: no shutdown path runs."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+    def restart(self) -> None:
+        """Stops the daemon if it runs, then starts it again on the same port and store."""
+        self.stop()
+        self.start()
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def exit_code(self) -> int | None:
+        return None if self._process is None else self._process.poll()
+
+    def log_tail(self, lines: int = 80) -> str:
+        return tail(self.log_path, lines)
+
+    # Internals ---------------------------------------------------------------------------
+
+    def _serve_command(self) -> list[str]:
+        if self.store == "sqlite":
+            return [
+                str(self.binary), "start-dev",
+                "--ip", "127.0.0.1",
+                "--port", str(self.port),
+                "--db-filename", str(self.work_dir / "almanac.db"),
+            ]
+        return [str(self.binary), "server", "--config", str(self._config_path)]
+
+    def _setup_postgres_schema(self) -> None:
+        assert self._postgres is not None
+        database = self._postgres.create_database()
+        self._config_path = self.work_dir / "almanac.yaml"
+        self._config_path.write_text(
+            "persistence:\n"
+            "  driver: postgres\n"
+            "  postgres:\n"
+            f"    host: {self._postgres.host}\n"
+            f"    port: {self._postgres.port}\n"
+            f"    user: {PostgresCluster.ROLE}\n"
+            '    password: ""\n'
+            f"    database: {database}\n"
+            "frontend:\n"
+            "  bind_ip: 127.0.0.1\n"
+            f"  grpc_port: {self.port}\n"
+            "namespaces: [default]\n"
+        )
+        cmd = [str(self.binary), "schema", "setup", "--config", str(self._config_path)]
+        with self.log_path.open("ab") as log:
+            log.write(f"=== {' '.join(cmd)}\n".encode())
+            log.flush()
+            result = subprocess.run(cmd, stdout=log, stderr=log, timeout=60)
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"almanac schema setup exited with {result.returncode}\n{self.log_tail()}"
+            )
+        self._schema_ready = True
+
+    def _spawn(self, cmd: list[str]) -> None:
+        with self.log_path.open("ab") as log:
+            log.write(f"=== {' '.join(cmd)}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.work_dir
+            )
+
+    def _wait_until_ready(self) -> None:
+        """Polls grpc.health.v1.Health/Check until the daemon answers, or fails."""
+        deadline = time.monotonic() + READY_DEADLINE_S
+        last_error = "no attempt"
+        with grpc.insecure_channel(self.address) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if not self.is_running():
+                    raise RuntimeError(
+                        f"almanac ({self.store}) exited with {self.exit_code()} "
+                        f"before it was ready\n{self.log_tail()}"
+                    )
+                try:
+                    response = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if response.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                    last_error = f"health status {response.status}"
+                except grpc.RpcError as err:
+                    if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                        # Up, without a health service; test_admin reports that separately.
+                        return
+                    last_error = f"{err.code()}: {err.details()}"
+                time.sleep(0.1)
+        self.kill9()
+        raise RuntimeError(
+            f"almanac ({self.store}) not ready within {READY_DEADLINE_S:g} s "
+            f"(last health check: {last_error})\n{self.log_tail()}"
+        )
