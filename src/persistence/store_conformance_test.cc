@@ -1,0 +1,303 @@
+// One conformance suite for the stores, run against every driver: SQLite (a temporary file)
+// and PostgreSQL (the server named by ALMANAC_TEST_POSTGRES=host:port:user:database, which
+// scripts/test.sh provides). Each test gets a fresh database.
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "common/ids.h"
+#include "persistence/schema.h"
+#include "persistence/stores.h"
+
+namespace almanac::persistence {
+namespace {
+
+namespace enums = temporal::api::enums::v1;
+using temporal::api::history::v1::History;
+using temporal::api::history::v1::HistoryEvent;
+
+enum class Backend { kSqlite, kPostgres };
+
+class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    std::unique_ptr<SqlDriver> driver;
+    if (GetParam() == Backend::kSqlite) {
+      path_ = std::filesystem::temp_directory_path() / absl::StrCat("almanac-conf-", NewUuid(), ".db");
+      auto d = NewSqliteDriver({path_.string(), false, 4});
+      ASSERT_TRUE(d.ok()) << d.status();
+      driver = std::move(*d);
+    } else {
+      const char* env = std::getenv("ALMANAC_TEST_POSTGRES");
+      if (env == nullptr) GTEST_SKIP() << "ALMANAC_TEST_POSTGRES is not set (scripts/test.sh sets it)";
+      std::vector<std::string> parts = absl::StrSplit(env, ':');
+      ASSERT_EQ(parts.size(), 4u) << "ALMANAC_TEST_POSTGRES=host:port:user:database";
+      PostgresOptions admin{parts[0], std::stoi(parts[1]), parts[2], "", parts[3], 2};
+      auto a = NewPostgresDriver(admin);
+      ASSERT_TRUE(a.ok()) << a.status();
+      const std::string db = absl::StrCat("conf_", absl::StrReplaceAll(NewUuid(), {{"-", ""}}).substr(0, 16));
+      {
+        auto conn = (*a)->Acquire();
+        ASSERT_TRUE(conn.ok());
+        ASSERT_TRUE((*conn)->Exec(absl::StrCat("CREATE DATABASE ", db), {}, nullptr).ok());
+      }
+      PostgresOptions opts = admin;
+      opts.database = db;
+      opts.pool_size = 4;
+      auto d = NewPostgresDriver(opts);
+      ASSERT_TRUE(d.ok()) << d.status();
+      driver = std::move(*d);
+    }
+    ASSERT_TRUE(MigrateSchema(driver.get()).ok());
+    stores_ = NewSqlStores(std::move(driver));
+  }
+
+  void TearDown() override {
+    stores_.reset();
+    if (!path_.empty()) {
+      std::error_code ignored;
+      for (const char* suffix : {"", "-wal", "-shm"}) {
+        std::filesystem::remove(path_.string() + suffix, ignored);
+      }
+    }
+  }
+
+  static v1::MutableState State(const std::string& run_id, int64_t version, int64_t next_event_id) {
+    v1::MutableState ms;
+    ms.mutable_execution()->set_namespace_id("ns");
+    ms.mutable_execution()->set_workflow_id("wf");
+    ms.mutable_execution()->set_run_id(run_id);
+    ms.mutable_execution()->set_workflow_type("T");
+    ms.mutable_execution()->set_task_queue("tq");
+    ms.mutable_execution()->set_create_request_id("req-" + run_id);
+    ms.mutable_execution()->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
+    ms.set_db_version(version);
+    ms.set_next_event_id(next_event_id);
+    return ms;
+  }
+
+  static std::vector<HistoryEvent> Events(int64_t first, int64_t last) {
+    std::vector<HistoryEvent> out;
+    for (int64_t id = first; id <= last; ++id) {
+      HistoryEvent e;
+      e.set_event_id(id);
+      e.set_event_type(enums::EVENT_TYPE_MARKER_RECORDED);
+      out.push_back(e);
+    }
+    return out;
+  }
+
+  static v1::RunKey Run(const std::string& run_id) {
+    v1::RunKey key;
+    key.set_namespace_id("ns");
+    key.set_workflow_id("wf");
+    key.set_run_id(run_id);
+    return key;
+  }
+
+  std::filesystem::path path_;
+  std::unique_ptr<Stores> stores_;
+};
+
+TEST_P(StoreConformanceTest, MigrationIsRepeatable) {
+  EXPECT_TRUE(MigrateSchema(stores_->driver.get()).ok());
+  auto version = ReadSchemaVersion(stores_->driver.get());
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(*version, CurrentSchemaVersion());
+}
+
+TEST_P(StoreConformanceTest, NamespacesAreUniqueByNameAndUpdatable) {
+  v1::NamespaceRecord r;
+  r.mutable_info()->set_id("id-1");
+  r.mutable_info()->set_name("orders");
+  ASSERT_TRUE(stores_->namespaces->Create(r).ok());
+  v1::NamespaceRecord dup = r;
+  dup.mutable_info()->set_id("id-2");
+  EXPECT_TRUE(absl::IsAlreadyExists(stores_->namespaces->Create(dup)));
+  r.mutable_info()->set_description("changed");
+  ASSERT_TRUE(stores_->namespaces->Update(r).ok());
+  auto by_id = stores_->namespaces->GetById("id-1");
+  ASSERT_TRUE(by_id.ok());
+  EXPECT_EQ(by_id->info().description(), "changed");
+  EXPECT_TRUE(absl::IsNotFound(stores_->namespaces->GetByName("absent").status()));
+  auto all = stores_->namespaces->List();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, ClusterMetadataKeepsTheFirstShardCount) {
+  auto first = stores_->cluster->GetOrCreate({"c1", 4});
+  ASSERT_TRUE(first.ok());
+  auto second = stores_->cluster->GetOrCreate({"c2", 16});
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->cluster_id, "c1");
+  EXPECT_EQ(second->num_shards, 4);
+}
+
+TEST_P(StoreConformanceTest, MutationsAreConditionedOnVersionAndFencedByShard) {
+  auto range = stores_->shards->AcquireShard(0);
+  ASSERT_TRUE(range.ok());
+  v1::MutableState s1 = State("r1", 1, 4);
+  auto events = Events(1, 3);
+  ExecutionMutation create;
+  create.shard_id = 0;
+  create.range_id = *range;
+  create.state = &s1;
+  create.create = true;
+  for (const auto& e : events) create.events.push_back(&e);
+  create.current = ExecutionMutation::Current::kCreate;
+  create.write_visibility = true;
+  v1::TransferTask t;
+  t.set_shard_id(0);
+  t.set_task_id(7);
+  create.transfer_tasks.push_back(t);
+  ASSERT_TRUE(stores_->executions->Apply(create).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(stores_->executions->Apply(create)));
+
+  // An update must name the version it read.
+  v1::MutableState s2 = State("r1", 2, 6);
+  auto more = Events(4, 5);
+  ExecutionMutation update;
+  update.shard_id = 0;
+  update.range_id = *range;
+  update.state = &s2;
+  update.expected_db_version = 5;  // stale
+  for (const auto& e : more) update.events.push_back(&e);
+  EXPECT_TRUE(absl::IsAborted(stores_->executions->Apply(update)));
+  update.expected_db_version = 1;
+  ASSERT_TRUE(stores_->executions->Apply(update).ok());
+
+  // A newer owner of the shard fences the old one out.
+  auto newer = stores_->shards->AcquireShard(0);
+  ASSERT_TRUE(newer.ok());
+  EXPECT_GT(*newer, *range);
+  v1::MutableState s3 = State("r1", 3, 6);
+  update.state = &s3;
+  update.expected_db_version = 2;
+  update.events.clear();
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->executions->Apply(update)));
+
+  auto loaded = stores_->executions->GetMutableState(0, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->db_version(), 2);
+  History h;
+  ASSERT_TRUE(stores_->executions->ReadHistory(0, Run("r1"), 1, 6, 0, &h).ok());
+  ASSERT_EQ(h.events_size(), 5);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(h.events(i).event_id(), i + 1);
+  History page;
+  ASSERT_TRUE(stores_->executions->ReadHistory(0, Run("r1"), 3, 6, 2, &page).ok());
+  ASSERT_EQ(page.events_size(), 2);
+  EXPECT_EQ(page.events(0).event_id(), 3);
+  EXPECT_EQ(page.events(1).event_id(), 4);
+
+  auto tasks = stores_->executions->ListTransferTasks(0, 0, 10);
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ(tasks->size(), 1u);
+  ASSERT_TRUE(stores_->executions->DeleteTransferTask(0, 7).ok());
+  tasks = stores_->executions->ListTransferTasks(0, 0, 10);
+  ASSERT_TRUE(tasks.ok());
+  EXPECT_TRUE(tasks->empty());
+}
+
+TEST_P(StoreConformanceTest, CurrentRunMovesOnlyFromTheNamedPreviousRun) {
+  auto range = stores_->shards->AcquireShard(1);
+  ASSERT_TRUE(range.ok());
+  auto create = [&](const std::string& run_id, const std::string& previous) {
+    v1::MutableState s = State(run_id, 1, 1);
+    ExecutionMutation m;
+    m.shard_id = 1;
+    m.range_id = *range;
+    m.state = &s;
+    m.create = true;
+    m.current = ExecutionMutation::Current::kCreate;
+    m.previous_run_id = previous;
+    return stores_->executions->Apply(m);
+  };
+  ASSERT_TRUE(create("r1", "").ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(create("r2", "")));        // a current run exists
+  EXPECT_TRUE(absl::IsAlreadyExists(create("r3", "wrong")));   // not the current one
+  ASSERT_TRUE(create("r4", "r1").ok());
+  auto current = stores_->executions->GetCurrentRun(1, "ns", "wf");
+  ASSERT_TRUE(current.ok());
+  EXPECT_EQ(current->run_id, "r4");
+  EXPECT_EQ(current->create_request_id, "req-r4");
+  // A failed mutation writes nothing: r2 and r3 do not exist.
+  EXPECT_TRUE(absl::IsNotFound(stores_->executions->GetMutableState(1, Run("r2")).status()));
+  EXPECT_TRUE(absl::IsNotFound(stores_->executions->GetMutableState(1, Run("r3")).status()));
+}
+
+TEST_P(StoreConformanceTest, TimerTasksComeBackInTimeOrderWithinAWindow) {
+  auto range = stores_->shards->AcquireShard(2);
+  ASSERT_TRUE(range.ok());
+  v1::MutableState s = State("r1", 1, 1);
+  ExecutionMutation m;
+  m.shard_id = 2;
+  m.range_id = *range;
+  m.state = &s;
+  m.create = true;
+  const absl::Time base = absl::FromUnixSeconds(2000000000);
+  for (int i : {3, 1, 2, 9}) {
+    v1::TimerTask t;
+    t.set_shard_id(2);
+    t.set_task_id(100 + i);
+    t.mutable_visibility_time()->set_seconds(absl::ToUnixSeconds(base + absl::Seconds(i)));
+    m.timer_tasks.push_back(t);
+  }
+  ASSERT_TRUE(stores_->executions->Apply(m).ok());
+  auto due = stores_->executions->ListTimerTasks(2, absl::UnixEpoch(), 0, base + absl::Seconds(5), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 3u);
+  EXPECT_EQ((*due)[0].task_id(), 101);
+  EXPECT_EQ((*due)[2].task_id(), 103);
+  auto after = stores_->executions->ListTimerTasks(2, base + absl::Seconds(1), 101, base + absl::Seconds(10), 10);
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), 3u);
+  EXPECT_EQ((*after)[0].task_id(), 102);
+  ASSERT_TRUE(stores_->executions->DeleteTimerTask(2, base + absl::Seconds(2), 102).ok());
+  after = stores_->executions->ListTimerTasks(2, base + absl::Seconds(1), 101, base + absl::Seconds(10), 10);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->size(), 2u);
+}
+
+TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
+  TaskQueueKey q{"ns", "tq", TaskQueueKind::kActivity};
+  auto lease = stores_->task_queues->LeaseQueue(q);
+  ASSERT_TRUE(lease.ok());
+  v1::TaskQueueTask task;
+  task.mutable_run()->set_run_id("r1");
+  for (int64_t id : {5, 3, 4}) {
+    task.set_scheduled_event_id(id);
+    ASSERT_TRUE(stores_->task_queues->AddTask(q, *lease, id, task).ok());
+  }
+  auto newer = stores_->task_queues->LeaseQueue(q);
+  ASSERT_TRUE(newer.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->task_queues->AddTask(q, *lease, 6, task)));
+  auto tasks = stores_->task_queues->ListTasks(q, 3, 10);
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ(tasks->size(), 2u);
+  EXPECT_EQ((*tasks)[0].task_id, 4);
+  EXPECT_EQ((*tasks)[0].task.scheduled_event_id(), 4);
+  ASSERT_TRUE(stores_->task_queues->DeleteTask(q, 4).ok());
+  tasks = stores_->task_queues->ListTasks(q, 0, 10);
+  ASSERT_TRUE(tasks.ok());
+  EXPECT_EQ(tasks->size(), 2u);
+  // Another kind of queue with the same name is a different queue.
+  auto other = stores_->task_queues->ListTasks({"ns", "tq", TaskQueueKind::kWorkflow}, 0, 10);
+  ASSERT_TRUE(other.ok());
+  EXPECT_TRUE(other->empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Drivers, StoreConformanceTest,
+                         ::testing::Values(Backend::kSqlite, Backend::kPostgres),
+                         [](const auto& info) {
+                           return info.param == Backend::kSqlite ? "Sqlite" : "Postgres";
+                         });
+
+}  // namespace
+}  // namespace almanac::persistence
