@@ -544,7 +544,8 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(work_dir, ignore_errors=True)
 
     if args.json:
-        print(json.dumps(report, separators=(",", ":")))
+        rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in report.items()}
+        print(json.dumps(rounded, separators=(",", ":")))
     else:
         print_report(report)
     if report["failed"]:
