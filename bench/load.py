@@ -69,6 +69,13 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def process_alive(pid: int) -> bool:
+    try:
+        return _stat_fields(pid)[0] not in ("Z", "X")  # zombie or dead: not serving
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def tree_cpu_s(root_pid: int) -> float:
     """CPU of a process, its live children, and the children it has already reaped.
 
@@ -327,7 +334,7 @@ async def benchmark(args: argparse.Namespace, target: Target) -> dict[str, Any]:
             return "the worker stopped during the run"
         if target.server is not None and not target.server.is_running():
             return f"almanac exited with {target.server.exit_code()} during the run"
-        if target.server_pid is not None and not Path(f"/proc/{target.server_pid}").exists():
+        if target.server_pid is not None and not process_alive(target.server_pid):
             return f"server process {target.server_pid} is gone"
         return None
 
@@ -414,9 +421,10 @@ def print_report(r: dict[str, Any]) -> None:
         ("latency mean/max", f"{_fmt(r['mean_ms'], '', 1)} / {_fmt(r['max_ms'], ' ms', 1)}"),
         (
             "server CPU",
-            f"{_fmt(r['server_cpu_s_per_1k'], ' s')} per 1,000 workflows"
-            + (f" ({_fmt(r['server_cores'])} cores busy)" if r["server_cores"] is not None
-               else " (no --server-pid)"),
+            f"{_fmt(r['server_cpu_s_per_1k'], ' s')} per 1,000 workflows "
+            f"({_fmt(r['server_cores'])} cores busy)"
+            if r["server_cpu_s"] is not None
+            else "n/a (external server without --server-pid)",
         ),
     ]
     if r["postgres_cpu_s_per_1k"] is not None:
@@ -501,8 +509,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def keep_stdout_for_report() -> None:
+    """Points fd 1 at stderr, keeping the real stdout for the report only.
+
+    The SDK's Rust core logs to fd 1 (in this process, and in the spawned worker, which
+    inherits it); this keeps `--json` output to exactly one line.
+    """
+    sys.stdout.flush()
+    report_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = os.fdopen(report_fd, "w", buffering=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    keep_stdout_for_report()
     cluster: PostgresCluster | None = None
     server: AlmanacServer | None = None
     work_dir: Path | None = None
@@ -511,23 +532,27 @@ def main(argv: list[str] | None = None) -> int:
             target = Target(args.address, "external", args.server_pid, None, None)
         else:
             work_dir = Path(tempfile.mkdtemp(prefix="almanac-bench-"))
-            if args.store == "postgres":
-                log("starting a private PostgreSQL cluster")
-                cluster = PostgresCluster()
-                cluster.start()
-            server = AlmanacServer(args.store, work_dir, postgres=cluster)
-            log(f"starting almanac on {args.store} ({server.binary})")
-            start_server(server, args.binary_wait)
+            try:
+                if args.store == "postgres":
+                    log("starting a private PostgreSQL cluster")
+                    cluster = PostgresCluster()
+                    cluster.start()
+                server = AlmanacServer(args.store, work_dir, postgres=cluster)
+                log(f"starting almanac on {args.store} ({server.binary})")
+                start_server(server, args.binary_wait)
+            except RuntimeError as err:
+                log(f"setup failed: {err}")
+                return 2
             target = Target(
                 server.address,
                 args.store,
-                server._process.pid,  # the harness keeps the Popen private
+                server._process.pid,  # the harness keeps its Popen private
                 postmaster_pid(cluster) if cluster else None,
                 server,
             )
         try:
             report = asyncio.run(benchmark(args, target))
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - reported, and the exit status says so
             log(f"benchmark failed: {type(err).__name__}: {err}")
             if server is not None:
                 log(f"daemon log tail ({server.log_path}):\n{server.log_tail(40)}")

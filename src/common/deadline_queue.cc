@@ -10,12 +10,14 @@ DeadlineQueue::DeadlineQueue(Clock* clock) : clock_(clock) {
   thread_ = std::thread([this] { Loop(); });
 }
 
-DeadlineQueue::~DeadlineQueue() {
+DeadlineQueue::~DeadlineQueue() { Stop(); }
+
+void DeadlineQueue::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
 }
 
 DeadlineQueue::Id DeadlineQueue::Schedule(absl::Time when, std::function<void()> fn) {

@@ -21,7 +21,11 @@ class DeadlineQueue {
   explicit DeadlineQueue(Clock* clock);
   DeadlineQueue(const DeadlineQueue&) = delete;
   DeadlineQueue& operator=(const DeadlineQueue&) = delete;
-  // Drops callbacks not yet run and joins the thread.
+  // Stops running callbacks and joins the thread. Schedule and Cancel stay safe to call
+  // afterwards (what they add never runs), so that closures still draining elsewhere at
+  // shutdown may use the queue.
+  void Stop();
+  // Stops, and drops callbacks not yet run.
   ~DeadlineQueue();
 
   // Schedules `fn` at `when`. Returns an id for Cancel.

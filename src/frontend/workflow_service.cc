@@ -1,5 +1,6 @@
 #include "frontend/workflow_service.h"
 
+#include <atomic>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -28,19 +29,23 @@ absl::Time DeadlineOf(CallbackServerContext* ctx, absl::Time now) {
 }
 
 // A long poll: answered once from whichever thread has the answer; tells matching when the
-// client goes away; frees itself when gRPC is done with it.
+// client goes away. Freed when both gRPC is done with it and the handler has registered the
+// poll (the answer may come before registration returns).
 class PollReactor final : public ServerUnaryReactor {
  public:
   explicit PollReactor(matching::MatchingClient* matching) : matching_(matching) {}
 
-  void SetPollId(uint64_t id) {
+  // Records the poll's id, so a later cancellation reaches matching; or 0 when no poll was
+  // registered. Call exactly once.
+  void Registered(uint64_t id) {
     bool cancel;
     {
       absl::MutexLock lock(&mu_);
       poll_id_ = id;
       cancel = cancelled_;
     }
-    if (cancel) matching_->CancelPoll(id);
+    if (cancel && id != 0) matching_->CancelPoll(id);
+    Release();
   }
 
   void OnCancel() override {
@@ -53,10 +58,15 @@ class PollReactor final : public ServerUnaryReactor {
     if (id != 0) matching_->CancelPoll(id);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override { Release(); }
 
  private:
+  void Release() {
+    if (refs_.fetch_sub(1) == 1) delete this;
+  }
+
   matching::MatchingClient* const matching_;
+  std::atomic<int> refs_{2};  // gRPC's OnDone, and the handler's Registered
   absl::Mutex mu_;
   uint64_t poll_id_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
@@ -319,19 +329,21 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
                                             const ws::PollWorkflowTaskQueueRequest* req,
                                             ws::PollWorkflowTaskQueueResponse* resp) override {
     auto* reactor = new PollReactor(matching_);
-    auto ns = NamespaceId(req->namespace_());
-    absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
-    if (!st.ok()) {
-      reactor->Finish(ToGrpcStatus(st));
-      return reactor;
-    }
-    const uint64_t id = matching_->PollWorkflowTaskQueue(
-        *ns, *req, DeadlineOf(ctx, clock_->Now()),
-        [reactor, resp](absl::StatusOr<ws::PollWorkflowTaskQueueResponse> r) {
-          if (r.ok()) *resp = std::move(*r);
-          reactor->Finish(ToGrpcStatus(r.status()));
-        });
-    reactor->SetPollId(id);
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now());
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        reactor->Registered(0);
+        return;
+      }
+      reactor->Registered(matching_->PollWorkflowTaskQueue(
+          *ns, *req, deadline, [reactor, resp](absl::StatusOr<ws::PollWorkflowTaskQueueResponse> r) {
+            if (r.ok()) *resp = std::move(*r);
+            reactor->Finish(ToGrpcStatus(r.status()));
+          }));
+    });
     return reactor;
   }
 
@@ -339,19 +351,21 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
                                             const ws::PollActivityTaskQueueRequest* req,
                                             ws::PollActivityTaskQueueResponse* resp) override {
     auto* reactor = new PollReactor(matching_);
-    auto ns = NamespaceId(req->namespace_());
-    absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
-    if (!st.ok()) {
-      reactor->Finish(ToGrpcStatus(st));
-      return reactor;
-    }
-    const uint64_t id = matching_->PollActivityTaskQueue(
-        *ns, *req, DeadlineOf(ctx, clock_->Now()),
-        [reactor, resp](absl::StatusOr<ws::PollActivityTaskQueueResponse> r) {
-          if (r.ok()) *resp = std::move(*r);
-          reactor->Finish(ToGrpcStatus(r.status()));
-        });
-    reactor->SetPollId(id);
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now());
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        reactor->Registered(0);
+        return;
+      }
+      reactor->Registered(matching_->PollActivityTaskQueue(
+          *ns, *req, deadline, [reactor, resp](absl::StatusOr<ws::PollActivityTaskQueueResponse> r) {
+            if (r.ok()) *resp = std::move(*r);
+            reactor->Finish(ToGrpcStatus(r.status()));
+          }));
+    });
     return reactor;
   }
 

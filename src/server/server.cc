@@ -50,9 +50,12 @@ class ServerImpl final : public Server {
 
   ~ServerImpl() override {
     Shutdown();
-    // Threads first (they call into the roles), then the roles, then the store.
-    deadlines_.reset();
+    // Threads first (they call into the roles), then the roles, then the store. The deadline
+    // queue stops before the executor drains, and is freed after it: draining closures may
+    // still schedule (what they schedule never runs).
+    if (deadlines_) deadlines_->Stop();
     executor_.reset();
+    deadlines_.reset();
     workflow_service_.reset();
     matching_.reset();
     history_.reset();
