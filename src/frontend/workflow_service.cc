@@ -122,6 +122,8 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     // Only what is implemented. Failures are stored and returned as the SDK encoded them.
     caps->set_sdk_metadata(true);
     caps->set_encoded_failure_attributes(true);
+    // Heartbeat details sent with an activity failure are kept for the next attempt.
+    caps->set_activity_failure_include_heartbeat(true);
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -433,6 +435,82 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       absl::Status st = ValidateBlob(req->details().ByteSizeLong(), "Details", limits_);
       if (!st.ok()) return st;
       auto cancel = history_->RecordActivityTaskHeartbeat(*token, *req);
+      if (!cancel.ok()) return cancel.status();
+      resp->set_cancel_requested(*cancel);
+      return absl::OkStatus();
+    });
+  }
+
+  // The ...ById variants address a started activity by workflow id, run id and activity id.
+  absl::StatusOr<v1::TaskToken> TokenById(const std::string& ns_name, const std::string& workflow_id,
+                                          const std::string& run_id, const std::string& activity_id) {
+    auto ns = NamespaceId(ns_name);
+    if (!ns.ok()) return ns.status();
+    temporal::api::common::v1::WorkflowExecution exec;
+    exec.set_workflow_id(workflow_id);
+    exec.set_run_id(run_id);
+    absl::Status st = ValidateExecution(exec, limits_);
+    if (!st.ok()) return st;
+    if (activity_id.empty()) return absl::InvalidArgumentError("ActivityId is not set on request.");
+    return history_->ActivityTokenById(*ns, workflow_id, run_id, activity_id);
+  }
+
+  ServerUnaryReactor* RespondActivityTaskCompletedById(
+      CallbackServerContext* ctx, const ws::RespondActivityTaskCompletedByIdRequest* req,
+      ws::RespondActivityTaskCompletedByIdResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = TokenById(req->namespace_(), req->workflow_id(), req->run_id(), req->activity_id());
+      if (!token.ok()) return token.status();
+      absl::Status st = ValidateBlob(req->result().ByteSizeLong(), "Result", limits_);
+      if (!st.ok()) return st;
+      ws::RespondActivityTaskCompletedRequest request;
+      *request.mutable_result() = req->result();
+      request.set_identity(req->identity());
+      return history_->RespondActivityTaskCompleted(*token, request);
+    });
+  }
+
+  ServerUnaryReactor* RespondActivityTaskFailedById(
+      CallbackServerContext* ctx, const ws::RespondActivityTaskFailedByIdRequest* req,
+      ws::RespondActivityTaskFailedByIdResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = TokenById(req->namespace_(), req->workflow_id(), req->run_id(), req->activity_id());
+      if (!token.ok()) return token.status();
+      ws::RespondActivityTaskFailedRequest request;
+      *request.mutable_failure() = req->failure();
+      request.set_identity(req->identity());
+      if (req->has_last_heartbeat_details()) {
+        *request.mutable_last_heartbeat_details() = req->last_heartbeat_details();
+      }
+      return history_->RespondActivityTaskFailed(*token, request);
+    });
+  }
+
+  ServerUnaryReactor* RespondActivityTaskCanceledById(
+      CallbackServerContext* ctx, const ws::RespondActivityTaskCanceledByIdRequest* req,
+      ws::RespondActivityTaskCanceledByIdResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto token = TokenById(req->namespace_(), req->workflow_id(), req->run_id(), req->activity_id());
+      if (!token.ok()) return token.status();
+      ws::RespondActivityTaskCanceledRequest request;
+      *request.mutable_details() = req->details();
+      request.set_identity(req->identity());
+      return history_->RespondActivityTaskCanceled(*token, request);
+    });
+  }
+
+  ServerUnaryReactor* RecordActivityTaskHeartbeatById(
+      CallbackServerContext* ctx, const ws::RecordActivityTaskHeartbeatByIdRequest* req,
+      ws::RecordActivityTaskHeartbeatByIdResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto token = TokenById(req->namespace_(), req->workflow_id(), req->run_id(), req->activity_id());
+      if (!token.ok()) return token.status();
+      absl::Status st = ValidateBlob(req->details().ByteSizeLong(), "Details", limits_);
+      if (!st.ok()) return st;
+      ws::RecordActivityTaskHeartbeatRequest request;
+      *request.mutable_details() = req->details();
+      request.set_identity(req->identity());
+      auto cancel = history_->RecordActivityTaskHeartbeat(*token, request);
       if (!cancel.ok()) return cancel.status();
       resp->set_cancel_requested(*cancel);
       return absl::OkStatus();

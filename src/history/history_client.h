@@ -62,6 +62,13 @@ class HistoryClient {
   virtual absl::StatusOr<bool> RecordActivityTaskHeartbeat(
       const v1::TaskToken& token, const wsv1::RecordActivityTaskHeartbeatRequest& request) = 0;
 
+  // The token of a started activity named by workflow id, run id (empty: the current run)
+  // and activity id, for the ...ById RPCs. kNotFound when no such activity is started.
+  virtual absl::StatusOr<v1::TaskToken> ActivityTokenById(const std::string& namespace_id,
+                                                          const std::string& workflow_id,
+                                                          const std::string& run_id,
+                                                          const std::string& activity_id) = 0;
+
   virtual absl::Status RequestCancelWorkflowExecution(
       const std::string& namespace_id,
       const wsv1::RequestCancelWorkflowExecutionRequest& request) = 0;

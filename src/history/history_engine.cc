@@ -123,6 +123,38 @@ absl::Status HistoryEngine::UpdateRun(const v1::RunKey& run, const MutationFn& f
   return UpdateRunLocked(entry.get(), run, fn);
 }
 
+absl::StatusOr<ChainContext> HistoryEngine::ChainFor(WorkflowEntry* entry,
+                                                    const v1::MutableState& ms) {
+  ChainContext chain;
+  if (!ms.execution().has_retry_policy()) return chain;
+  const std::string& run_id = ms.execution().run_id();
+  auto it = entry->started_events.find(run_id);
+  if (it == entry->started_events.end()) {
+    temporal::api::history::v1::History first;
+    const v1::RunKey run = MakeRun(ms.execution().namespace_id(), ms.execution().workflow_id(), run_id);
+    absl::Status st = stores_->executions->ReadHistory(
+        ShardOf(run.namespace_id(), run.workflow_id()), run, 1, 2, 1, &first);
+    if (!st.ok()) return st;
+    if (first.events_size() != 1) return absl::DataLossError("the run's first event is missing");
+    it = entry->started_events.emplace(run_id, first.events(0)).first;
+  }
+  chain.started_event = &it->second;
+  chain.next_run_id = NewUuid();
+  return chain;
+}
+
+absl::Status HistoryEngine::UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn) {
+  auto entry = Entry(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&entry->mu);
+  WorkflowEntry* e = entry.get();
+  return UpdateRunLocked(e, run, [&](v1::MutableState* ms, Effects* fx, bool* write)
+                                     ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    auto chain = ChainFor(e, *ms);
+    if (!chain.ok()) return chain.status();
+    return fn(*chain, ms, fx, write);
+  });
+}
+
 absl::Status HistoryEngine::UpdateRunLocked(WorkflowEntry* entry, const v1::RunKey& run,
                                             const MutationFn& fn) {
   const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
@@ -172,6 +204,11 @@ absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::Muta
   m.current = options.current;
   m.previous_run_id = options.previous_run_id;
   m.write_visibility = options.create || fx.closed;
+  if (fx.new_run.has_value()) {
+    fx.new_run->state.set_db_version(1);
+    m.new_run_state = &fx.new_run->state;
+    for (const auto& e : fx.new_run->events) m.new_run_events.push_back(&e);
+  }
   const std::string run_id = next.execution().run_id();
   absl::Status st = stores_->executions->Apply(m);
   if (!st.ok()) {
@@ -181,6 +218,9 @@ absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::Muta
   }
   const bool wake = !fx.events.empty() || fx.closed;
   entry->runs[run_id] = std::move(next);
+  if (fx.new_run.has_value()) {
+    entry->runs[fx.new_run->state.execution().run_id()] = std::move(fx.new_run->state);
+  }
   if (wake) {
     auto it = entry->waiters.find(run_id);
     if (it != entry->waiters.end()) {
@@ -420,12 +460,14 @@ absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::Respon
     const v1::TaskToken& token, const wsv1::RespondWorkflowTaskCompletedRequest& request) {
   CompletionOutcome outcome;
   const absl::Time now = clock_->Now();
-  absl::Status st = UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
-    absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
-    if (!valid.ok()) return valid;
-    outcome = CompleteWorkflowTask(request, options_.limits, now, ms, fx);
-    return absl::OkStatus();
-  });
+  absl::Status st = UpdateRunWithChain(
+      RunOfToken(token),
+      [&](const ChainContext& chain, v1::MutableState* ms, Effects* fx, bool*) {
+        absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
+        if (!valid.ok()) return valid;
+        outcome = CompleteWorkflowTask(request, options_.limits, chain, now, ms, fx);
+        return absl::OkStatus();
+      });
   if (!st.ok()) return st;
   if (outcome.workflow_task_failed) {
     return absl::InvalidArgumentError(
@@ -497,6 +539,37 @@ absl::StatusOr<bool> HistoryEngine::RecordActivityTaskHeartbeat(
   });
   if (!st.ok()) return st;
   return cancel_requested;
+}
+
+absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string& namespace_id,
+                                                               const std::string& workflow_id,
+                                                               const std::string& run_id,
+                                                               const std::string& activity_id) {
+  auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
+  if (!resolved.ok()) return resolved.status();
+  auto entry = Entry(namespace_id, workflow_id);
+  absl::MutexLock lock(&entry->mu);
+  auto ms = LoadRun(entry.get(), ShardOf(namespace_id, workflow_id),
+                    MakeRun(namespace_id, workflow_id, *resolved));
+  if (!ms.ok()) return ms.status();
+  if (!IsRunning(**ms)) return WorkflowNotFound("workflow execution already completed");
+  for (const auto& [sched, ai] : (*ms)->activities()) {
+    if (ai.activity_id() != activity_id) continue;
+    if (!ai.has_started_time()) {
+      return WorkflowNotFound(absl::StrCat("activity ", activity_id, " is not started"));
+    }
+    v1::TaskToken token;
+    token.set_namespace_id(namespace_id);
+    token.set_workflow_id(workflow_id);
+    token.set_run_id(*resolved);
+    token.set_scheduled_event_id(sched);
+    token.set_attempt(ai.attempt());
+    token.set_activity_id(activity_id);
+    token.set_stamp(ai.stamp());
+    token.set_is_activity(true);
+    return token;
+  }
+  return WorkflowNotFound(absl::StrCat("no pending activity with id ", activity_id));
 }
 
 absl::Status HistoryEngine::RequestCancelWorkflowExecution(

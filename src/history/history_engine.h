@@ -79,6 +79,10 @@ class HistoryEngine final : public HistoryClient {
       const wsv1::RequestCancelWorkflowExecutionRequest& request) override;
   absl::Status TerminateWorkflowExecution(
       const std::string& namespace_id, const wsv1::TerminateWorkflowExecutionRequest& request) override;
+  absl::StatusOr<v1::TaskToken> ActivityTokenById(const std::string& namespace_id,
+                                                  const std::string& workflow_id,
+                                                  const std::string& run_id,
+                                                  const std::string& activity_id) override;
   absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> DescribeWorkflowExecution(
       const std::string& namespace_id, const wsv1::DescribeWorkflowExecutionRequest& request) override;
   void GetWorkflowExecutionHistory(const std::string& namespace_id,
@@ -100,6 +104,8 @@ class HistoryEngine final : public HistoryClient {
     absl::flat_hash_map<std::string, v1::MutableState> runs ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters
         ABSL_GUARDED_BY(mu);
+    // First events of runs that may start a successor, read once per cached run.
+    absl::flat_hash_map<std::string, HistoryEvent> started_events ABSL_GUARDED_BY(mu);
   };
 
   struct Stripe {
@@ -124,6 +130,9 @@ class HistoryEngine final : public HistoryClient {
   // A mutation: edits the state copy and fills the effects. Returns an error to abort
   // without writing; sets *write to false when nothing changed.
   using MutationFn = std::function<absl::Status(v1::MutableState*, Effects*, bool* write)>;
+  // A mutation that may close the run, and so may start its successor.
+  using ChainMutationFn =
+      std::function<absl::Status(const ChainContext&, v1::MutableState*, Effects*, bool* write)>;
 
   std::shared_ptr<WorkflowEntry> Entry(const std::string& namespace_id,
                                        const std::string& workflow_id);
@@ -135,8 +144,13 @@ class HistoryEngine final : public HistoryClient {
   absl::StatusOr<std::string> ResolveRunId(const std::string& namespace_id,
                                            const std::string& workflow_id,
                                            const std::string& run_id);
+  // What a mutation that may close the run needs to start its successor. Reads the run's
+  // first event only when the run has a retry policy.
+  absl::StatusOr<ChainContext> ChainFor(WorkflowEntry* entry, const v1::MutableState& ms)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Runs `fn` on the run under its entry lock and commits what it produced.
   absl::Status UpdateRun(const v1::RunKey& run, const MutationFn& fn);
+  absl::Status UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn);
   absl::Status UpdateRunLocked(WorkflowEntry* entry, const v1::RunKey& run, const MutationFn& fn)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   // Writes a new or changed state with its effects in one transaction, then updates the

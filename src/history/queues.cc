@@ -207,9 +207,17 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
       });
       break;
     case v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT:
-      st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
-        TimeoutWorkflow(task, now, ms, fx);
+      st = UpdateRunWithChain(task.run(), [&](const ChainContext& chain, v1::MutableState* ms,
+                                              Effects* fx, bool* write) {
+        TimeoutWorkflow(task, chain, now, ms, fx);
         *write = fx->closed;
+        return absl::OkStatus();
+      });
+      break;
+    case v1::TimerTask::KIND_WORKFLOW_BACKOFF:
+      st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
+        EndWorkflowBackoff(now, ms, fx);
+        *write = !fx->events.empty();
         return absl::OkStatus();
       });
       break;

@@ -276,9 +276,20 @@ struct CommandError {
 // Writes the events of a transient workflow task that is completing.
 void WriteTransientEvents(v1::MutableState* ms, Effects* fx);
 
+// Decides whether a failed or timed-out run is retried: returns the backoff, or nullopt with
+// the retry state that ends the chain.
+std::optional<absl::Duration> WorkflowRetry(const v1::MutableState& ms, const Failure* failure,
+                                            absl::Time now, enums::RetryState* state);
+
+// Starts the successor of a run that closed in this mutation and sets the closing event's
+// new_execution_run_id. Requires chain.started_event.
+void StartRetryRun(const ChainContext& chain, const Failure* failure, absl::Duration backoff,
+                   absl::Time now, v1::MutableState* ms, Effects* fx);
+
 std::optional<CommandError> ApplyCompletion(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx) {
+    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
+    Effects* fx) {
   const v1::WorkflowTaskInfo wft = ms->workflow_task();
   if (wft.transient()) WriteTransientEvents(ms, fx);
 
@@ -505,13 +516,23 @@ std::optional<CommandError> ApplyCompletion(
           Append(std::move(e), ms, fx);
           Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, now, ms, fx);
         } else if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION) {
+          const Failure& failure = cmd.fail_workflow_execution_command_attributes().failure();
+          enums::RetryState retry_state;
+          const std::optional<absl::Duration> backoff =
+              chain.started_event != nullptr ? WorkflowRetry(*ms, &failure, now, &retry_state)
+                                             : std::nullopt;
+          if (chain.started_event == nullptr) {
+            retry_state = ms->execution().has_retry_policy() ? enums::RETRY_STATE_INTERNAL_SERVER_ERROR
+                                                             : enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
+          }
           HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, now);
           auto* ea = e.mutable_workflow_execution_failed_event_attributes();
-          *ea->mutable_failure() = cmd.fail_workflow_execution_command_attributes().failure();
-          ea->set_retry_state(enums::RETRY_STATE_RETRY_POLICY_NOT_SET);
+          *ea->mutable_failure() = failure;
+          ea->set_retry_state(retry_state);
           ea->set_workflow_task_completed_event_id(completed_id);
           Append(std::move(e), ms, fx);
           Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, now, ms, fx);
+          if (backoff.has_value()) StartRetryRun(chain, &failure, *backoff, now, ms, fx);
         } else {
           HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, now);
           auto* ea = e.mutable_workflow_execution_canceled_event_attributes();
@@ -661,6 +682,125 @@ Failure TimeoutFailure(enums::TimeoutType type, const v1::ActivityInfo* ai) {
   return f;
 }
 
+
+// The run's deadline: its run timeout from `from`, bounded by the chain's expiration.
+void ArmRunTimeout(absl::Time from, const v1::MutableState& ms, Effects* fx) {
+  const auto& info = ms.execution();
+  absl::Time deadline = absl::InfiniteFuture();
+  if (info.has_run_timeout() && FromProto(info.run_timeout()) > absl::ZeroDuration()) {
+    deadline = from + FromProto(info.run_timeout());
+  }
+  if (info.has_execution_expiration_time()) {
+    deadline = std::min(deadline, FromProto(info.execution_expiration_time()));
+  }
+  if (deadline == absl::InfiniteFuture()) return;
+  fx->timer_tasks.push_back(NewTimer(v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT, deadline, ms));
+}
+
+std::optional<absl::Duration> WorkflowRetry(const v1::MutableState& ms, const Failure* failure,
+                                            absl::Time now, enums::RetryState* state) {
+  const auto& info = ms.execution();
+  if (!info.has_retry_policy()) {
+    *state = enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
+    return std::nullopt;
+  }
+  api::common::v1::RetryPolicy policy = info.retry_policy();
+  DefaultRetryPolicy(&policy);
+  if (failure != nullptr && failure->has_application_failure_info()) {
+    const auto& app = failure->application_failure_info();
+    bool listed = false;
+    for (const auto& t : policy.non_retryable_error_types()) listed = listed || t == app.type();
+    if (app.non_retryable() || listed) {
+      *state = enums::RETRY_STATE_NON_RETRYABLE_FAILURE;
+      return std::nullopt;
+    }
+  }
+  if (policy.maximum_attempts() > 0 && info.attempt() >= policy.maximum_attempts()) {
+    *state = enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED;
+    return std::nullopt;
+  }
+  absl::Duration backoff;
+  if (failure != nullptr && failure->has_application_failure_info() &&
+      FromProto(failure->application_failure_info().next_retry_delay()) > absl::ZeroDuration()) {
+    backoff = FromProto(failure->application_failure_info().next_retry_delay());
+  } else {
+    const double secs = absl::ToDoubleSeconds(FromProto(policy.initial_interval())) *
+                        std::pow(policy.backoff_coefficient(), info.attempt() - 1);
+    backoff = std::min(absl::Seconds(secs), FromProto(policy.maximum_interval()));
+  }
+  if (info.has_execution_expiration_time() &&
+      now + backoff >= FromProto(info.execution_expiration_time())) {
+    *state = enums::RETRY_STATE_TIMEOUT;
+    return std::nullopt;
+  }
+  *state = enums::RETRY_STATE_IN_PROGRESS;
+  return backoff;
+}
+
+void StartRetryRun(const ChainContext& chain, const Failure* failure, absl::Duration backoff,
+                   absl::Time now, v1::MutableState* ms, Effects* fx) {
+  // The closing event names its successor, so the SDKs can follow the chain.
+  HistoryEvent& closing = fx->events.back();
+  if (closing.has_workflow_execution_failed_event_attributes()) {
+    closing.mutable_workflow_execution_failed_event_attributes()->set_new_execution_run_id(chain.next_run_id);
+  } else if (closing.has_workflow_execution_timed_out_event_attributes()) {
+    closing.mutable_workflow_execution_timed_out_event_attributes()->set_new_execution_run_id(
+        chain.next_run_id);
+  }
+  *ms->mutable_close_event() = closing;
+
+  const v1::ExecutionInfo& old = ms->execution();
+  NewRun next;
+  v1::MutableState& nm = next.state;
+  nm.set_next_event_id(1);
+  v1::ExecutionInfo* info = nm.mutable_execution();
+  info->set_namespace_id(old.namespace_id());
+  info->set_workflow_id(old.workflow_id());
+  info->set_run_id(chain.next_run_id);
+  info->set_first_execution_run_id(old.first_execution_run_id());
+  info->set_original_execution_run_id(chain.next_run_id);
+  info->set_workflow_type(old.workflow_type());
+  info->set_task_queue(old.task_queue());
+  if (old.has_execution_timeout()) *info->mutable_execution_timeout() = old.execution_timeout();
+  if (old.has_run_timeout()) *info->mutable_run_timeout() = old.run_timeout();
+  *info->mutable_task_timeout() = old.task_timeout();
+  *info->mutable_start_time() = ToProto(now);
+  *info->mutable_execution_time() = ToProto(now + backoff);
+  info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
+  info->set_create_request_id(chain.next_run_id);
+  info->set_attempt(old.attempt() + 1);
+  if (old.has_memo()) *info->mutable_memo() = old.memo();
+  if (old.has_search_attributes()) *info->mutable_search_attributes() = old.search_attributes();
+  *info->mutable_retry_policy() = old.retry_policy();
+  if (old.has_execution_expiration_time()) {
+    *info->mutable_execution_expiration_time() = old.execution_expiration_time();
+  }
+
+  HistoryEvent started = *chain.started_event;
+  started.clear_event_id();
+  *started.mutable_event_time() = ToProto(now);
+  auto* a = started.mutable_workflow_execution_started_event_attributes();
+  a->set_attempt(info->attempt());
+  a->set_continued_execution_run_id(old.run_id());
+  a->set_original_execution_run_id(chain.next_run_id);
+  a->set_initiator(enums::CONTINUE_AS_NEW_INITIATOR_RETRY);
+  if (failure != nullptr) *a->mutable_continued_failure() = *failure;
+  else a->clear_continued_failure();
+  *a->mutable_first_workflow_task_backoff() = ToProto(backoff);
+  Effects run_fx;
+  Append(std::move(started), &nm, &run_fx);
+  ArmRunTimeout(now + backoff, nm, &run_fx);
+  if (backoff > absl::ZeroDuration()) {
+    run_fx.timer_tasks.push_back(NewTimer(v1::TimerTask::KIND_WORKFLOW_BACKOFF, now + backoff, nm));
+  } else {
+    ScheduleWorkflowTask(now, &nm, &run_fx);
+  }
+  next.events = std::move(run_fx.events);
+  for (auto& t : run_fx.transfer_tasks) fx->transfer_tasks.push_back(std::move(t));
+  for (auto& t : run_fx.timer_tasks) fx->timer_tasks.push_back(std::move(t));
+  fx->new_run = std::move(next);
+}
+
 }  // namespace
 
 void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest& request,
@@ -729,10 +869,7 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (request.has_priority()) *a->mutable_priority() = request.priority();
   if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
   Append(std::move(e), ms, fx);
-  if (run_timeout > absl::ZeroDuration()) {
-    fx->timer_tasks.push_back(
-        NewTimer(v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT, params.now + run_timeout, *ms));
-  }
+  ArmRunTimeout(params.now, *ms, fx);
   ScheduleWorkflowTask(params.now, ms, fx);
 }
 
@@ -749,16 +886,23 @@ void RequestCancelWorkflow(const std::string& cause, const std::string& identity
   AddExternalEvents(std::move(events), now, ms, fx);
 }
 
-void TimeoutWorkflow(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
-                     Effects* fx) {
-  if (!IsRunning(*ms)) return;
+void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl::Time now,
+                     v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || timer.run().run_id() != ms->execution().run_id()) return;
   ms->clear_workflow_task();
   FlushBuffered(ms, fx);
+  enums::RetryState retry_state = enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
+  std::optional<absl::Duration> backoff;
+  if (chain.started_event != nullptr) backoff = WorkflowRetry(*ms, nullptr, now, &retry_state);
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, now);
-  e.mutable_workflow_execution_timed_out_event_attributes()->set_retry_state(
-      enums::RETRY_STATE_RETRY_POLICY_NOT_SET);
+  e.mutable_workflow_execution_timed_out_event_attributes()->set_retry_state(retry_state);
   Append(std::move(e), ms, fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT, now, ms, fx);
+  if (backoff.has_value()) StartRetryRun(chain, nullptr, *backoff, now, ms, fx);
+}
+
+void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx) {
+  ScheduleWorkflowTask(now, ms, fx);
 }
 
 void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
@@ -856,16 +1000,19 @@ absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::Mut
 
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx) {
+    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
+    Effects* fx) {
   v1::MutableState scratch = *ms;
   Effects scratch_fx;
-  std::optional<CommandError> err = ApplyCompletion(request, limits, now, &scratch, &scratch_fx);
+  std::optional<CommandError> err =
+      ApplyCompletion(request, limits, chain, now, &scratch, &scratch_fx);
   if (!err.has_value()) {
     *ms = std::move(scratch);
     for (auto& e : scratch_fx.events) fx->events.push_back(std::move(e));
     for (auto& t : scratch_fx.transfer_tasks) fx->transfer_tasks.push_back(std::move(t));
     for (auto& t : scratch_fx.timer_tasks) fx->timer_tasks.push_back(std::move(t));
     fx->closed = fx->closed || scratch_fx.closed;
+    if (scratch_fx.new_run.has_value()) fx->new_run = std::move(scratch_fx.new_run);
     return {};
   }
   Failure failure;

@@ -16,6 +16,7 @@
 //  - an activity's Started event is written together with its terminal event.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,13 +33,27 @@ namespace almanac::history {
 namespace api = temporal::api;
 using api::history::v1::HistoryEvent;
 
+// A run that succeeds the mutated one in its chain (a workflow retry), created with it.
+struct NewRun {
+  v1::MutableState state;
+  std::vector<HistoryEvent> events;
+};
+
 // What one mutation produced besides the new state. Tasks carry no shard or task id yet:
-// the engine assigns them.
+// the engine assigns them. Tasks may belong to the new run (each names its run).
 struct Effects {
   std::vector<HistoryEvent> events;
   std::vector<v1::TransferTask> transfer_tasks;
   std::vector<v1::TimerTask> timer_tasks;
   bool closed = false;  // the run closed in this mutation
+  std::optional<NewRun> new_run;
+};
+
+// What closing a run needs to start its successor. The engine fills it only for runs that
+// may have one (a retry policy), so no other mutation reads the first event.
+struct ChainContext {
+  const HistoryEvent* started_event = nullptr;  // the closing run's WorkflowExecutionStarted
+  std::string next_run_id;                      // the successor's run id, if one starts
 };
 
 // Limits and defaults that come from configuration, not from the request.
@@ -98,7 +113,8 @@ struct CompletionOutcome {
 };
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, absl::Time now, v1::MutableState* ms, Effects* fx);
+    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
+    Effects* fx);
 
 // Fails the started workflow task: WorkflowTaskFailed for a first failure, nothing for a
 // transient retry; then schedules the next attempt.
@@ -155,9 +171,13 @@ bool ActivityRetryDue(const v1::TimerTask& timer, const v1::MutableState& ms);
 void RequestCancelWorkflow(const std::string& cause, const std::string& identity, absl::Time now,
                            v1::MutableState* ms, Effects* fx);
 
-// Closes the run as timed out when its run timeout fires.
-void TimeoutWorkflow(const v1::TimerTask& timer, absl::Time now, v1::MutableState* ms,
-                     Effects* fx);
+// Closes the run as timed out when its run timeout fires; a retry policy may start a
+// successor unless the whole chain's execution timeout has passed.
+void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl::Time now,
+                     v1::MutableState* ms, Effects* fx);
+
+// Schedules a retried run's first workflow task once its backoff has passed.
+void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx);
 
 void TerminateWorkflow(const std::string& reason, const api::common::v1::Payloads& details,
                        const std::string& identity, absl::Time now, v1::MutableState* ms,

@@ -63,7 +63,7 @@ class StateMachineTest : public ::testing::Test {
     ws::RespondWorkflowTaskCompletedRequest req;
     for (auto& c : commands) *req.add_commands() = c;
     req.set_identity("worker");
-    return CompleteWorkflowTask(req, Limits(), kT0, &ms_, fx);
+    return CompleteWorkflowTask(req, Limits(), ChainContext(), kT0, &ms_, fx);
   }
 
   static std::vector<enums::EventType> Types(const Effects& fx) {
@@ -269,7 +269,7 @@ TEST_F(StateMachineTest, StickyTaskFallsBackToTheNormalQueueOnScheduleToStartTim
   *req.mutable_sticky_attributes()->mutable_schedule_to_start_timeout() = ToProto(absl::Seconds(5));
   *req.add_commands() = ScheduleActivity("a1");
   Effects fx;
-  CompleteWorkflowTask(req, Limits(), kT0, &ms_, &fx);
+  CompleteWorkflowTask(req, Limits(), ChainContext(), kT0, &ms_, &fx);
   Effects s;
   ASSERT_TRUE(RecordActivityTaskStarted(5, ms_.activities().at(5).stamp(), "p", "w", kT0, &ms_, &s).ok());
   Effects done;
@@ -348,6 +348,71 @@ TEST_F(StateMachineTest, TerminateFailsTheStartedTaskAndClosesTheRun) {
     EXPECT_NE(t.kind(), v1::TransferTask::KIND_WORKFLOW_TASK);  // nothing more is dispatched
   }
   EXPECT_EQ(ms_.close_event().event_type(), enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED);
+}
+
+TEST(WorkflowRetryTest, AFailedRunWithARetryPolicyStartsItsSuccessorInTheChain) {
+  ws::StartWorkflowExecutionRequest req;
+  req.set_workflow_id("wf");
+  req.mutable_workflow_type()->set_name("Type");
+  req.mutable_task_queue()->set_name("tq");
+  req.set_request_id("req-1");
+  *req.mutable_retry_policy()->mutable_initial_interval() = ToProto(absl::Seconds(2));
+  req.mutable_retry_policy()->set_maximum_attempts(2);
+  *req.mutable_workflow_execution_timeout() = ToProto(absl::Minutes(1));
+  v1::MutableState ms;
+  Effects start;
+  StartWorkflow(req, StartParams{"ns", "run-1", "", kT0}, Limits(), &ms, &start);
+  const HistoryEvent started = start.events[0];
+  Effects s;
+  ASSERT_TRUE(RecordWorkflowTaskStarted(ms.workflow_task().stamp(), "p", "w", kT0, &ms, &s).ok());
+
+  ws::RespondWorkflowTaskCompletedRequest fail;
+  auto* cmd = fail.add_commands();
+  cmd->set_command_type(enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION);
+  cmd->mutable_fail_workflow_execution_command_attributes()->mutable_failure()->set_message("no");
+  ChainContext chain{&started, "run-2"};
+  Effects fx;
+  EXPECT_FALSE(CompleteWorkflowTask(fail, Limits(), chain, kT0, &ms, &fx).workflow_task_failed);
+
+  const auto& failed = fx.events.back().workflow_execution_failed_event_attributes();
+  EXPECT_EQ(failed.retry_state(), enums::RETRY_STATE_IN_PROGRESS);
+  EXPECT_EQ(failed.new_execution_run_id(), "run-2");
+  EXPECT_EQ(ms.execution().status(), enums::WORKFLOW_EXECUTION_STATUS_FAILED);
+  ASSERT_TRUE(fx.new_run.has_value());
+  const v1::MutableState& next = fx.new_run->state;
+  EXPECT_EQ(next.execution().run_id(), "run-2");
+  EXPECT_EQ(next.execution().first_execution_run_id(), "run-1");
+  EXPECT_EQ(next.execution().attempt(), 2);
+  EXPECT_EQ(next.execution().execution_expiration_time().seconds(),
+            ms.execution().execution_expiration_time().seconds());  // the chain's deadline
+  ASSERT_EQ(fx.new_run->events.size(), 1u);  // the first task waits for the backoff
+  const auto& a = fx.new_run->events[0].workflow_execution_started_event_attributes();
+  EXPECT_EQ(fx.new_run->events[0].event_id(), 1);
+  EXPECT_EQ(a.attempt(), 2);
+  EXPECT_EQ(a.continued_execution_run_id(), "run-1");
+  EXPECT_EQ(a.initiator(), enums::CONTINUE_AS_NEW_INITIATOR_RETRY);
+  EXPECT_EQ(FromProto(a.first_workflow_task_backoff()), absl::Seconds(2));
+  EXPECT_EQ(a.continued_failure().message(), "no");
+  bool backoff_timer = false;
+  for (const auto& t : fx.timer_tasks) {
+    if (t.kind() == v1::TimerTask::KIND_WORKFLOW_BACKOFF) {
+      backoff_timer = true;
+      EXPECT_EQ(t.run().run_id(), "run-2");
+      EXPECT_EQ(FromProto(t.visibility_time()), kT0 + absl::Seconds(2));
+    }
+  }
+  EXPECT_TRUE(backoff_timer);
+
+  // The second attempt is the last one the policy allows.
+  v1::MutableState second = next;
+  Effects b;
+  EndWorkflowBackoff(kT0 + absl::Seconds(2), &second, &b);
+  ASSERT_TRUE(RecordWorkflowTaskStarted(second.workflow_task().stamp(), "p", "w", kT0, &second, &s).ok());
+  Effects fx2;
+  CompleteWorkflowTask(fail, Limits(), ChainContext{&started, "run-3"}, kT0, &second, &fx2);
+  EXPECT_FALSE(fx2.new_run.has_value());
+  EXPECT_EQ(fx2.events.back().workflow_execution_failed_event_attributes().retry_state(),
+            enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED);
 }
 
 }  // namespace

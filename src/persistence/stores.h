@@ -73,9 +73,14 @@ struct ExecutionMutation {
   std::vector<v1::TimerTask> timer_tasks;
 
   // How the workflow id's current-run pointer changes.
+  // A run that succeeds this one in its chain (a retry; later continue-as-new and cron),
+  // created in the same transaction. It becomes the current run (`current` must be kUpdate).
+  const v1::MutableState* new_run_state = nullptr;
+  std::vector<const temporal::api::history::v1::HistoryEvent*> new_run_events;
+
   enum class Current {
     kNone,    // unchanged
-    kUpdate,  // this run is current: update its status
+    kUpdate,  // this run is current: update its status (or hand over to new_run_state)
     kCreate,  // this run becomes current; replaces `previous_run_id` (empty: no current row)
   };
   Current current = Current::kNone;

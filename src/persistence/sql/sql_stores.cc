@@ -15,6 +15,7 @@ absl::Time FromMicros(int64_t micros) { return absl::FromUnixMicros(micros); }
 namespace {
 
 using temporal::api::history::v1::History;
+using temporal::api::history::v1::HistoryEvent;
 
 SqlValue Int(int64_t v) { return SqlValue(v); }
 SqlValue Text(std::string s) { return SqlValue(std::move(s)); }
@@ -171,6 +172,28 @@ class SqlExecutionStore final : public ExecutionStore {
  public:
   explicit SqlExecutionStore(SqlDriver* driver) : driver_(driver) {}
 
+  static int64_t Micros(const google::protobuf::Timestamp& t) {
+    return t.seconds() * 1000000 + t.nanos() / 1000;
+  }
+
+  // One visibility row per run, with the built-in attributes.
+  static absl::Status UpsertVisibility(SqlConnection& conn, const v1::MutableState& state) {
+    const v1::ExecutionInfo& info = state.execution();
+    SqlValue close = std::monostate{};
+    if (info.has_close_time()) close = Int(Micros(info.close_time()));
+    return conn.Exec(
+        "INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, "
+        "task_queue, status, start_time, execution_time, close_time, history_length) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+        "ON CONFLICT (namespace_id, run_id) DO UPDATE SET status = excluded.status, "
+        "close_time = excluded.close_time, history_length = excluded.history_length",
+        {Text(info.namespace_id()), Text(info.run_id()), Text(info.workflow_id()),
+         Text(info.workflow_type()), Text(info.task_queue()), Int(info.status()),
+         Int(Micros(info.start_time())), Int(Micros(info.execution_time())), close,
+         Int(state.next_event_id() - 1)},
+        nullptr);
+  }
+
   absl::Status Apply(const ExecutionMutation& m) override {
     const v1::MutableState& state = *m.state;
     const v1::ExecutionInfo& info = state.execution();
@@ -213,15 +236,30 @@ class SqlExecutionStore final : public ExecutionStore {
         }
       }
 
-      if (!m.events.empty()) {
+      auto append_events = [&](const SqlValue& run_id,
+                               const std::vector<const HistoryEvent*>& events) -> absl::Status {
+        if (events.empty()) return absl::OkStatus();
         History batch;
-        for (const auto* e : m.events) *batch.add_events() = *e;
-        st = conn.Exec(
+        for (const auto* e : events) *batch.add_events() = *e;
+        return conn.Exec(
             "INSERT INTO history_events (shard_id, namespace_id, workflow_id, run_id, "
             "first_event_id, last_event_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            {shard, ns, wid, rid, Int(m.events.front()->event_id()),
-             Int(m.events.back()->event_id()), Bytes(batch)},
+            {shard, ns, wid, run_id, Int(events.front()->event_id()),
+             Int(events.back()->event_id()), Bytes(batch)},
             nullptr);
+      };
+      st = append_events(rid, m.events);
+      if (!st.ok()) return st;
+
+      if (m.new_run_state != nullptr) {
+        const v1::MutableState& next = *m.new_run_state;
+        const SqlValue next_rid = Text(next.execution().run_id());
+        st = conn.Exec(
+            "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, db_version, state) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            {shard, ns, wid, next_rid, Int(next.db_version()), Bytes(next)}, nullptr);
+        if (!st.ok()) return st;
+        st = append_events(next_rid, m.new_run_events);
         if (!st.ok()) return st;
       }
 
@@ -234,9 +272,7 @@ class SqlExecutionStore final : public ExecutionStore {
         st = conn.Exec(
             "INSERT INTO timer_tasks (shard_id, visibility_time, task_id, data) "
             "VALUES ($1, $2, $3, $4)",
-            {Int(t.shard_id()), Int(ToMicros(absl::FromUnixSeconds(t.visibility_time().seconds()) +
-                                             absl::Nanoseconds(t.visibility_time().nanos()))),
-             Int(t.task_id()), Bytes(t)},
+            {Int(t.shard_id()), Int(Micros(t.visibility_time())), Int(t.task_id()), Bytes(t)},
             nullptr);
         if (!st.ok()) return st;
       }
@@ -247,10 +283,20 @@ class SqlExecutionStore final : public ExecutionStore {
           break;
         case ExecutionMutation::Current::kUpdate: {
           SqlRows rows;
-          st = conn.Exec(
-              "UPDATE current_executions SET status = $1 WHERE shard_id = $2 AND "
-              "namespace_id = $3 AND workflow_id = $4 AND run_id = $5",
-              {status, shard, ns, wid, rid}, &rows);
+          if (m.new_run_state != nullptr) {
+            const auto& next = m.new_run_state->execution();
+            st = conn.Exec(
+                "UPDATE current_executions SET run_id = $1, create_request_id = $2, status = $3 "
+                "WHERE shard_id = $4 AND namespace_id = $5 AND workflow_id = $6 AND run_id = $7",
+                {Text(next.run_id()), Text(next.create_request_id()), Int(next.status()), shard,
+                 ns, wid, rid},
+                &rows);
+          } else {
+            st = conn.Exec(
+                "UPDATE current_executions SET status = $1 WHERE shard_id = $2 AND "
+                "namespace_id = $3 AND workflow_id = $4 AND run_id = $5",
+                {status, shard, ns, wid, rid}, &rows);
+          }
           if (!st.ok()) return st;
           break;
         }
@@ -279,24 +325,11 @@ class SqlExecutionStore final : public ExecutionStore {
       }
 
       if (m.write_visibility) {
-        const int64_t start = absl::ToUnixMicros(absl::FromUnixSeconds(info.start_time().seconds()) +
-                                                 absl::Nanoseconds(info.start_time().nanos()));
-        const int64_t exec = absl::ToUnixMicros(absl::FromUnixSeconds(info.execution_time().seconds()) +
-                                                absl::Nanoseconds(info.execution_time().nanos()));
-        SqlValue close = std::monostate{};
-        if (info.has_close_time()) {
-          close = Int(absl::ToUnixMicros(absl::FromUnixSeconds(info.close_time().seconds()) +
-                                         absl::Nanoseconds(info.close_time().nanos())));
-        }
-        st = conn.Exec(
-            "INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, "
-            "task_queue, status, start_time, execution_time, close_time, history_length) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-            "ON CONFLICT (namespace_id, run_id) DO UPDATE SET status = excluded.status, "
-            "close_time = excluded.close_time, history_length = excluded.history_length",
-            {ns, rid, wid, Text(info.workflow_type()), Text(info.task_queue()), status,
-             Int(start), Int(exec), close, Int(state.next_event_id() - 1)},
-            nullptr);
+        st = UpsertVisibility(conn, state);
+        if (!st.ok()) return st;
+      }
+      if (m.new_run_state != nullptr) {
+        st = UpsertVisibility(conn, *m.new_run_state);
         if (!st.ok()) return st;
       }
       return absl::OkStatus();
