@@ -169,6 +169,18 @@ absl::Status HistoryEngine::UpdateRunLocked(WorkflowEntry* entry, const v1::RunK
     bool write = true;
     st = fn(&next, &fx, &write);
     if (!st.ok() || !write) return st;
+    if (!fx.events.empty()) {
+      const bool was_over_warn = HistoryOverWarnLimits(options_.limits, **current);
+      if (EnforceHistoryLimits(options_.limits, clock_->Now(), &next, &fx)) {
+        spdlog::warn("terminated {}/{}: its history passed the limits ({} events, {} bytes)",
+                     run.workflow_id(), run.run_id(), next.next_event_id() - 1,
+                     next.execution().history_size_bytes());
+      } else if (!was_over_warn && HistoryOverWarnLimits(options_.limits, next)) {
+        spdlog::warn("history of {}/{} passed the warning limits ({} events, {} bytes)",
+                     run.workflow_id(), run.run_id(), next.next_event_id() - 1,
+                     next.execution().history_size_bytes());
+      }
+    }
     WriteOptions options;
     if (fx.closed) options.current = ExecutionMutation::Current::kUpdate;
     st = Commit(entry, shard, std::move(next), std::move(fx), options, version);
@@ -340,7 +352,7 @@ absl::StatusOr<wsv1::PollWorkflowTaskQueueResponse> HistoryEngine::RecordWorkflo
   const absl::Time now = clock_->Now();
   absl::Status st = UpdateRun(run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
     auto r = history::RecordWorkflowTaskStarted(request.task.stamp(), request.poll_request_id,
-                                                request.identity, now, ms, fx);
+                                                request.identity, now, ms, fx, options_.limits);
     if (!r.ok()) return r.status();
     started = std::move(*r);
     info = ms->execution();

@@ -338,6 +338,15 @@ std::optional<CommandError> ApplyCompletion(
           return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
                               "ActivityId exceeds length limit"};
         }
+        if (ms->activities_size() >= limits.max_pending_activities) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
+                              absl::StrCat("the run has ", ms->activities_size(),
+                                           " pending activities, the limit")};
+        }
+        if (static_cast<int64_t>(a.input().ByteSizeLong()) > limits.blob_size_error) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                              "ScheduleActivityTaskCommandAttributes.Input exceeds size limit."};
+        }
         for (const auto& [id, pending] : ms->activities()) {
           if (pending.activity_id() == a.activity_id()) {
             return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
@@ -480,6 +489,12 @@ std::optional<CommandError> ApplyCompletion(
           return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
                               "MarkerName is not set"};
         }
+        int64_t details_size = 0;
+        for (const auto& [k, v] : a.details()) details_size += static_cast<int64_t>(v.ByteSizeLong());
+        if (details_size > limits.blob_size_error) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+                              "RecordMarkerCommandAttributes.Details exceeds size limit."};
+        }
         HistoryEvent e = NewEvent(enums::EVENT_TYPE_MARKER_RECORDED, now);
         auto* ea = e.mutable_marker_recorded_event_attributes();
         ea->set_marker_name(a.marker_name());
@@ -507,6 +522,21 @@ std::optional<CommandError> ApplyCompletion(
         if (ms->buffered_events_size() > 0) {
           return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
                               "new events arrived while the workflow task was running"};
+        }
+        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION &&
+            static_cast<int64_t>(cmd.complete_workflow_execution_command_attributes()
+                                     .result()
+                                     .ByteSizeLong()) > limits.blob_size_error) {
+          return CommandError{
+              enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
+              "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit."};
+        }
+        if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION &&
+            static_cast<int64_t>(cmd.fail_workflow_execution_command_attributes()
+                                     .failure()
+                                     .ByteSizeLong()) > limits.blob_size_error) {
+          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+                              "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit."};
         }
         if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION) {
           HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, now);
@@ -947,7 +977,8 @@ absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
                                                               const std::string& request_id,
                                                               const std::string& identity,
                                                               absl::Time now,
-                                                              v1::MutableState* ms, Effects* fx) {
+                                                              v1::MutableState* ms, Effects* fx,
+                                                              const Limits& limits) {
   if (!IsRunning(*ms) || !ms->has_workflow_task() || ms->workflow_task().stamp() != stamp) {
     return absl::NotFoundError("Workflow task not found.");
   }
@@ -963,7 +994,11 @@ absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
     if (wft->transient()) {
       wft->set_started_event_id(wft->scheduled_event_id() + 1);
     } else {
-      wft->set_started_event_id(Append(TransientStartedEvent(*ms), ms, fx));
+      HistoryEvent started = TransientStartedEvent(*ms);
+      if (HistoryOverWarnLimits(limits, *ms)) {
+        started.mutable_workflow_task_started_event_attributes()->set_suggest_continue_as_new(true);
+      }
+      wft->set_started_event_id(Append(std::move(started), ms, fx));
     }
     v1::TimerTask timer = NewTimer(v1::TimerTask::KIND_WORKFLOW_TASK_TIMEOUT,
                                    now + FromProto(wft->start_to_close_timeout()), *ms);
@@ -1259,6 +1294,25 @@ bool ActivityRetryDue(const v1::TimerTask& timer, const v1::MutableState& ms) {
   auto it = ms.activities().find(timer.event_id());
   return it != ms.activities().end() && it->second.stamp() == timer.stamp() &&
          !it->second.has_started_time();
+}
+
+bool HistoryOverWarnLimits(const Limits& limits, const v1::MutableState& ms) {
+  return ms.next_event_id() - 1 > limits.history_count_warn ||
+         ms.execution().history_size_bytes() > limits.history_size_warn;
+}
+
+bool EnforceHistoryLimits(const Limits& limits, absl::Time now, v1::MutableState* ms,
+                          Effects* fx) {
+  if (!IsRunning(*ms)) return false;
+  const char* reason = nullptr;
+  if (ms->execution().history_size_bytes() > limits.history_size_error) {
+    reason = "Workflow history size exceeds limit.";
+  } else if (ms->next_event_id() - 1 > limits.history_count_error) {
+    reason = "Workflow history count exceeds limit.";
+  }
+  if (reason == nullptr) return false;
+  TerminateWorkflow(reason, {}, "almanac", now, ms, fx);
+  return true;
 }
 
 void TerminateWorkflow(const std::string& reason, const api::common::v1::Payloads& details,

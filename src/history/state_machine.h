@@ -56,11 +56,18 @@ struct ChainContext {
   std::string next_run_id;                      // the successor's run id, if one starts
 };
 
-// Limits and defaults that come from configuration, not from the request.
+// Limits and defaults that come from configuration, not from the request. The defaults are
+// Temporal's.
 struct Limits {
   absl::Duration default_workflow_task_timeout = absl::Seconds(10);
   absl::Duration max_workflow_task_timeout = absl::Seconds(120);
   int max_id_length = 1000;
+  int64_t history_count_warn = 10240;
+  int64_t history_count_error = 51200;
+  int64_t history_size_warn = 10 * 1024 * 1024;
+  int64_t history_size_error = 50 * 1024 * 1024;
+  int max_pending_activities = 2000;
+  int64_t blob_size_error = 2 * 1024 * 1024;
 };
 
 struct StartParams {
@@ -99,7 +106,8 @@ absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
                                                               const std::string& request_id,
                                                               const std::string& identity,
                                                               absl::Time now,
-                                                              v1::MutableState* ms, Effects* fx);
+                                                              v1::MutableState* ms, Effects* fx,
+                                                              const Limits& limits = Limits());
 
 // Checks that a worker's task token names the run's started workflow task.
 absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::MutableState& ms);
@@ -178,6 +186,14 @@ void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl
 
 // Schedules a retried run's first workflow task once its backoff has passed.
 void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// Terminates a run whose history has grown past the error limits. Returns true when it did.
+bool EnforceHistoryLimits(const Limits& limits, absl::Time now, v1::MutableState* ms,
+                          Effects* fx);
+
+// Whether the run's history is past the warning limits (workers are then told to continue
+// as new).
+bool HistoryOverWarnLimits(const Limits& limits, const v1::MutableState& ms);
 
 void TerminateWorkflow(const std::string& reason, const api::common::v1::Payloads& details,
                        const std::string& identity, absl::Time now, v1::MutableState* ms,

@@ -17,7 +17,7 @@
 namespace almanac::scheduler {
 
 ZoneRules::ZoneRules(int32_t initial_offset, const std::vector<Change>& changes)
-    : initial_offset_(initial_offset) {
+    : initial_offset_(initial_offset), min_offset_(initial_offset), max_offset_(initial_offset) {
   int32_t current = initial_offset;
   for (const Change& c : changes) {
     // Two changes at one instant: the later one in the list wins.
@@ -28,6 +28,10 @@ ZoneRules::ZoneRules(int32_t initial_offset, const std::vector<Change>& changes)
     if (c.offset == current) continue;
     changes_.push_back(c);
     current = c.offset;
+  }
+  for (const Change& c : changes_) {
+    min_offset_ = std::min(min_offset_, c.offset);
+    max_offset_ = std::max(max_offset_, c.offset);
   }
 }
 

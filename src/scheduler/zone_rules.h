@@ -39,7 +39,8 @@ class ZoneRules {
   static constexpr int64_t kMaxSeconds = std::numeric_limits<int64_t>::max();
 
   // One offset for all time (UTC when zero).
-  explicit ZoneRules(int32_t fixed_offset = 0) : initial_offset_(fixed_offset) {}
+  explicit ZoneRules(int32_t fixed_offset = 0)
+      : initial_offset_(fixed_offset), min_offset_(fixed_offset), max_offset_(fixed_offset) {}
 
   // `initial_offset` holds before the first change; `changes` must be sorted by time.
   // Consecutive changes to the same offset are merged.
@@ -55,10 +56,15 @@ class ZoneRules {
 
   int32_t initial_offset() const { return initial_offset_; }
   const std::vector<Change>& changes() const { return changes_; }
+  // The smallest and largest offsets the zone ever has.
+  int32_t min_offset() const { return min_offset_; }
+  int32_t max_offset() const { return max_offset_; }
 
  private:
   int32_t initial_offset_;
   std::vector<Change> changes_;
+  int32_t min_offset_;
+  int32_t max_offset_;
 };
 
 // Loads an IANA zone ("America/New_York", "UTC") from the system tz database. The empty name

@@ -33,7 +33,8 @@ absl::Status ParsePort(const std::string& value, const char* name, int* out) {
 }
 
 absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
-  absl::Status st = CheckKeys(root, "config", {"persistence", "frontend", "history", "namespaces", "log"});
+  absl::Status st =
+      CheckKeys(root, "config", {"persistence", "frontend", "history", "namespaces", "log", "limits"});
   if (!st.ok()) return st;
   if (const auto p = root["persistence"]) {
     st = CheckKeys(p, "persistence", {"driver", "sqlite", "postgres"});
@@ -69,6 +70,19 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
     if (h["num_shards"]) c->num_shards = h["num_shards"].as<int>();
   }
   if (const auto n = root["namespaces"]) c->namespaces = n.as<std::vector<std::string>>();
+  if (const auto l = root["limits"]) {
+    st = CheckKeys(l, "limits",
+                   {"history_count_warn", "history_count_error", "history_size_warn_bytes",
+                    "history_size_error_bytes", "max_pending_activities", "blob_size_error_bytes"});
+    if (!st.ok()) return st;
+    auto& lim = c->limits;
+    if (l["history_count_warn"]) lim.history_count_warn = l["history_count_warn"].as<int64_t>();
+    if (l["history_count_error"]) lim.history_count_error = l["history_count_error"].as<int64_t>();
+    if (l["history_size_warn_bytes"]) lim.history_size_warn = l["history_size_warn_bytes"].as<int64_t>();
+    if (l["history_size_error_bytes"]) lim.history_size_error = l["history_size_error_bytes"].as<int64_t>();
+    if (l["max_pending_activities"]) lim.max_pending_activities = l["max_pending_activities"].as<int>();
+    if (l["blob_size_error_bytes"]) lim.blob_size_error = l["blob_size_error_bytes"].as<int64_t>();
+  }
   if (const auto l = root["log"]) {
     st = CheckKeys(l, "log", {"level"});
     if (!st.ok()) return st;

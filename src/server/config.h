@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "history/state_machine.h"
 #include "persistence/driver.h"
 
 namespace almanac::server {
@@ -23,6 +24,7 @@ struct ServerConfig {
   bool auto_migrate = false;  // dev mode migrates the schema by itself
   std::string log_level = "info";
   int executor_threads = 16;
+  history::Limits limits;  // history and payload limits; Temporal's defaults
 };
 
 // Reads a YAML file over `config`. Unknown keys are errors, so typos do not pass silently.

@@ -36,6 +36,13 @@ absl::StatusOr<std::unique_ptr<persistence::SqlDriver>> OpenDriver(const ServerC
 
 namespace {
 
+frontend::ValidationLimits ValidationLimitsOf(const ServerConfig& config) {
+  frontend::ValidationLimits limits;
+  limits.max_blob_size = static_cast<size_t>(config.limits.blob_size_error);
+  limits.max_id_length = static_cast<size_t>(config.limits.max_id_length);
+  return limits;
+}
+
 class ServerImpl final : public Server {
  public:
   int port() const override { return port_; }
@@ -96,6 +103,7 @@ class ServerImpl final : public Server {
     deadlines_ = std::make_unique<DeadlineQueue>(clock);
     history::HistoryOptions hopts;
     hopts.num_shards = cluster->num_shards;
+    hopts.limits = config.limits;
     history_ = std::make_unique<history::HistoryEngine>(stores_.get(), namespaces_.get(), clock,
                                                         deadlines_.get(), executor_.get(), hopts);
     matching_ = std::make_unique<matching::MatchingEngine>(
@@ -112,7 +120,7 @@ class ServerImpl final : public Server {
     identity.store = config.store;
     workflow_service_ = frontend::NewWorkflowService(namespaces_.get(), history_.get(),
                                                      matching_.get(), executor_.get(), clock,
-                                                     identity, frontend::ValidationLimits());
+                                                     identity, ValidationLimitsOf(config));
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
