@@ -69,7 +69,8 @@ constexpr CivilFields CivilFromLocalSeconds(int64_t local_seconds) {
   const int64_t day_of_era = shifted - era * 146097;  // [0, 146096]
   const int64_t year_of_era =
       (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
-  const int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+  const int64_t day_of_year =
+      day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
   const int64_t month_from_march = (5 * day_of_year + 2) / 153;
   CivilFields c;
   c.day = static_cast<int>(day_of_year - (153 * month_from_march + 2) / 5 + 1);

@@ -20,7 +20,8 @@ using schedule_v1::IntervalSpec;
 using schedule_v1::StructuredCalendarSpec;
 
 // No action after 2100-12-31T23:59:59Z; searches start no earlier than 0001-01-01.
-constexpr int64_t kLastActionSecond = DaysFromCivil(kMaxCalendarYear + 1, 1, 1) * kSecondsPerDay - 1;
+constexpr int64_t kLastActionSecond =
+    DaysFromCivil(kMaxCalendarYear + 1, 1, 1) * kSecondsPerDay - 1;
 constexpr int64_t kFirstSearchSecond = DaysFromCivil(1, 1, 1) * kSecondsPerDay;
 // google.protobuf.Duration's own limit: 10000 years.
 constexpr int64_t kMaxDurationSeconds = 315'576'000'000;
@@ -231,7 +232,7 @@ std::vector<absl::Time> CompiledSpec::Between(absl::Time from, absl::Time to,
   return out;
 }
 
-const ScheduleSpec& CompiledSpec::Canonical() const { return state_->canonical; }
+ScheduleSpec CompiledSpec::Canonical() const { return state_->canonical; }
 
 // ---- Compiling ----------------------------------------------------------------------------
 
@@ -243,7 +244,8 @@ absl::Status Invalid(absl::string_view field, absl::string_view why) {
 
 absl::StatusOr<absl::Duration> DurationOf(const google::protobuf::Duration& d,
                                           absl::string_view field) {
-  const bool same_sign = (d.seconds() >= 0 && d.nanos() >= 0) || (d.seconds() <= 0 && d.nanos() <= 0);
+  const bool same_sign =
+      (d.seconds() >= 0 && d.nanos() >= 0) || (d.seconds() <= 0 && d.nanos() <= 0);
   if (d.nanos() <= -1'000'000'000 || d.nanos() >= 1'000'000'000 || !same_sign ||
       d.seconds() > kMaxDurationSeconds || d.seconds() < -kMaxDurationSeconds) {
     return Invalid(field, "is not a valid duration");
@@ -262,7 +264,8 @@ absl::StatusOr<absl::Time> TimeOf(const google::protobuf::Timestamp& ts, absl::s
 }
 
 absl::StatusOr<Interval> CompileInterval(const IntervalSpec& spec, absl::string_view field) {
-  absl::StatusOr<absl::Duration> every = DurationOf(spec.interval(), absl::StrCat(field, ".interval"));
+  absl::StatusOr<absl::Duration> every =
+      DurationOf(spec.interval(), absl::StrCat(field, ".interval"));
   if (!every.ok()) return every.status();
   absl::StatusOr<absl::Duration> phase = DurationOf(spec.phase(), absl::StrCat(field, ".phase"));
   if (!phase.ok()) return phase.status();
@@ -324,8 +327,9 @@ absl::StatusOr<ScheduleSpec> Canonicalize(const ScheduleSpec& spec) {
   }
 
   for (int i = 0; i < spec.exclude_structured_calendar_size(); ++i) {
-    if (absl::Status s = ValidateStructuredCalendar(
-            spec.exclude_structured_calendar(i), absl::StrCat("exclude_structured_calendar[", i, "]"));
+    if (absl::Status s =
+            ValidateStructuredCalendar(spec.exclude_structured_calendar(i),
+                                       absl::StrCat("exclude_structured_calendar[", i, "]"));
         !s.ok()) {
       return s;
     }

@@ -63,8 +63,9 @@ class CompiledSpec {
   // The spec in the structured form DescribeSchedule returns: calendar, cron_string and
   // exclude_calendar compiled into structured_calendar, interval and
   // exclude_structured_calendar (and a CRON_TZ into timezone_name), every Range with an
-  // explicit end and step. Compiling it again gives the same action times.
-  const ScheduleSpec& Canonical() const;
+  // explicit end and step. Compiling it again gives the same action times. A copy, so that
+  // it can outlive this object.
+  ScheduleSpec Canonical() const;
 
  private:
   friend struct SpecCompiler;

@@ -8,9 +8,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
 
 namespace almanac::scheduler {
 namespace {
@@ -207,7 +207,8 @@ absl::StatusOr<StructuredCalendarSpec> ParseCalendarFields(const CalendarSpec& c
       {calendar.day_of_week(), kDayOfWeek, out.mutable_day_of_week()},
   };
   for (const Slot& slot : slots) {
-    absl::StatusOr<RangeList> ranges = ParseField(slot.text, slot.field, where, allow_question_mark);
+    absl::StatusOr<RangeList> ranges =
+        ParseField(slot.text, slot.field, where, allow_question_mark);
     if (!ranges.ok()) return ranges.status();
     *slot.ranges = std::move(*ranges);
   }

@@ -172,7 +172,8 @@ TEST(DurationTest, GoSyntaxPlusDays) {
                         Case{"1.5h", absl::Minutes(90)}, Case{"2d", absl::Hours(48)},
                         Case{"1d12h", absl::Hours(36)}, Case{"0", absl::ZeroDuration()},
                         Case{"300ms", absl::Milliseconds(300)}, Case{"45s", absl::Seconds(45)},
-                        Case{"7us", absl::Microseconds(7)}, Case{"7\xc2\xb5s", absl::Microseconds(7)},
+                        Case{"7us", absl::Microseconds(7)},
+                        Case{"7\xc2\xb5s", absl::Microseconds(7)},
                         Case{"-5m", absl::Minutes(-5)}, Case{"+5m", absl::Minutes(5)}}) {
     absl::StatusOr<absl::Duration> d = ParseCronDuration(c.text);
     ASSERT_TRUE(d.ok()) << c.text << ": " << d.status();
@@ -198,7 +199,8 @@ TEST(ValidateTest, RangesAgainstFieldBounds) {
 
   StructuredCalendarSpec bad = ok;
   bad.mutable_hour(0)->set_start(24);
-  EXPECT_EQ(ValidateStructuredCalendar(bad, "s").message(), "s.hour[0]: start 24 is not in [0, 23]");
+  EXPECT_EQ(ValidateStructuredCalendar(bad, "s").message(),
+            "s.hour[0]: start 24 is not in [0, 23]");
   bad = ok;
   bad.mutable_month(0)->set_start(0);
   EXPECT_FALSE(ValidateStructuredCalendar(bad, "s").ok());

@@ -357,8 +357,8 @@ std::vector<ZoneRules::Change> ExpandRule(const PosixTz& tz, int64_t first_year)
       out.push_back({end, tz.std_offset});
     }
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const ZoneRules::Change& a, const ZoneRules::Change& b) { return a.at < b.at; });
+  std::stable_sort(out.begin(), out.end(), [](const ZoneRules::Change& a,
+                                              const ZoneRules::Change& b) { return a.at < b.at; });
   return out;
 }
 
