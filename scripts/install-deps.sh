@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libgtest-dev libpq-dev libsqlite3-dev libyaml-cpp-dev
+  tzdata                    # the schedule spec engine reads time zones from /usr/share/zoneinfo
   npm                       # fetches the pinned Temporal API protos (scripts/fetch-temporal-api.sh)
   postgresql                # the integration tests start their own PostgreSQL server
   python3 python3-venv      # the integration tests run the official Python SDK
