@@ -541,16 +541,21 @@ absl::Status HistoryEngine::RespondActivityTaskCanceled(
 
 absl::StatusOr<bool> HistoryEngine::RecordActivityTaskHeartbeat(
     const v1::TaskToken& token, const wsv1::RecordActivityTaskHeartbeatRequest& request) {
+  // A heartbeat writes one small row, not the run's state: the cached state takes the
+  // details in memory, and the next state write (or a reload) carries them.
+  const v1::RunKey run = RunOfToken(token);
+  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
   const absl::Time now = clock_->Now();
-  bool cancel_requested = false;
-  absl::Status st = UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects*, bool*) {
-    auto ai = FindStartedActivity(token, ms);
-    if (!ai.ok()) return ai.status();
-    cancel_requested = HeartbeatActivity(token.scheduled_event_id(), request.details(), now, ms);
-    return absl::OkStatus();
-  });
+  auto entry = Entry(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&entry->mu);
+  auto ms = LoadRun(entry.get(), shard, run);
+  if (!ms.ok()) return ms.status();
+  auto ai = FindStartedActivity(token, *ms);
+  if (!ai.ok()) return ai.status();
+  absl::Status st = stores_->executions->RecordHeartbeat(shard, run, token.scheduled_event_id(),
+                                                         now, request.details());
   if (!st.ok()) return st;
-  return cancel_requested;
+  return HeartbeatActivity(token.scheduled_event_id(), request.details(), now, *ms);
 }
 
 absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string& namespace_id,

@@ -1270,8 +1270,9 @@ void TimeoutActivity(const v1::TimerTask& timer, absl::Time now, v1::MutableStat
       break;
     case enums::TIMEOUT_TYPE_HEARTBEAT: {
       if (ai.stamp() != timer.stamp() || !ai.has_started_time()) return;
-      const absl::Time last = ai.has_last_heartbeat_time() ? FromProto(ai.last_heartbeat_time())
-                                                           : FromProto(ai.started_time());
+      // A heartbeat from an earlier attempt does not count for this one.
+      absl::Time last = FromProto(ai.started_time());
+      if (ai.has_last_heartbeat_time()) last = std::max(last, FromProto(ai.last_heartbeat_time()));
       const absl::Time due = last + FromProto(ai.heartbeat_timeout());
       if (due > now) {
         // A heartbeat arrived since the timer was set: wait for the next deadline.

@@ -91,6 +91,19 @@ const std::vector<std::vector<std::string>>& Migrations() {
           R"(CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time))",
           R"(CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id))",
       },
+      // Version 2: heartbeats in their own small rows, so that a heartbeat does not rewrite
+      // the run's whole state.
+      {
+          R"(CREATE TABLE activity_heartbeats (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               scheduled_event_id BIGINT NOT NULL,
+               heartbeat_time BIGINT NOT NULL,
+               details BLOB NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id)))",
+      },
   };
   return *migrations;
 }

@@ -103,9 +103,16 @@ class ExecutionStore {
   virtual absl::StatusOr<CurrentRun> GetCurrentRun(int32_t shard_id,
                                                    const std::string& namespace_id,
                                                    const std::string& workflow_id) = 0;
-  // Fails with kNotFound when the run does not exist.
+  // Fails with kNotFound when the run does not exist. Heartbeats recorded since the state
+  // was last written are merged into its activities.
   virtual absl::StatusOr<v1::MutableState> GetMutableState(int32_t shard_id,
                                                            const v1::RunKey& run) = 0;
+
+  // Records an activity's latest heartbeat durably, without rewriting the run's state.
+  // Rows of a run are deleted when the run closes.
+  virtual absl::Status RecordHeartbeat(int32_t shard_id, const v1::RunKey& run,
+                                       int64_t scheduled_event_id, absl::Time time,
+                                       const temporal::api::common::v1::Payloads& details) = 0;
   // Appends to `out` the run's events with ids in [first_event_id, next_event_id), in order,
   // at most `max_events` (0: no limit).
   virtual absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run,

@@ -328,6 +328,14 @@ class SqlExecutionStore final : public ExecutionStore {
         st = UpsertVisibility(conn, state);
         if (!st.ok()) return st;
       }
+      if (info.status() != temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_RUNNING &&
+          !m.create) {
+        st = conn.Exec(
+            "DELETE FROM activity_heartbeats WHERE shard_id = $1 AND namespace_id = $2 AND "
+            "workflow_id = $3 AND run_id = $4",
+            {shard, ns, wid, rid}, nullptr);
+        if (!st.ok()) return st;
+      }
       if (m.new_run_state != nullptr) {
         st = UpsertVisibility(conn, *m.new_run_state);
         if (!st.ok()) return st;
@@ -365,7 +373,42 @@ class SqlExecutionStore final : public ExecutionStore {
       return absl::NotFoundError(absl::StrCat("workflow execution not found: ", run.workflow_id(),
                                               "/", run.run_id()));
     }
-    return ParseRecord<v1::MutableState>(rows.rows[0][0], "mutable state");
+    auto state = ParseRecord<v1::MutableState>(rows.rows[0][0], "mutable state");
+    if (!state.ok() || state->activities().empty()) return state;
+    SqlRows beats;
+    st = Query(driver_,
+               "SELECT scheduled_event_id, heartbeat_time, details FROM activity_heartbeats "
+               "WHERE shard_id = $1 AND namespace_id = $2 AND workflow_id = $3 AND run_id = $4",
+               {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()),
+                Text(run.run_id())},
+               &beats);
+    if (!st.ok()) return st;
+    for (const auto& row : beats.rows) {
+      auto it = state->mutable_activities()->find(AsInt(row[0]));
+      if (it == state->mutable_activities()->end()) continue;
+      const int64_t at = AsInt(row[1]);
+      v1::ActivityInfo& ai = it->second;
+      if (ai.has_last_heartbeat_time() && Micros(ai.last_heartbeat_time()) >= at) continue;
+      auto details = ParseRecord<temporal::api::common::v1::Payloads>(row[2], "heartbeat");
+      if (!details.ok()) return details.status();
+      *ai.mutable_heartbeat_details() = std::move(*details);
+      ai.mutable_last_heartbeat_time()->set_seconds(at / 1000000);
+      ai.mutable_last_heartbeat_time()->set_nanos(static_cast<int32_t>(at % 1000000) * 1000);
+    }
+    return state;
+  }
+
+  absl::Status RecordHeartbeat(int32_t shard_id, const v1::RunKey& run, int64_t scheduled_event_id,
+                               absl::Time time,
+                               const temporal::api::common::v1::Payloads& details) override {
+    return Query(driver_,
+                 "INSERT INTO activity_heartbeats (shard_id, namespace_id, workflow_id, run_id, "
+                 "scheduled_event_id, heartbeat_time, details) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                 "ON CONFLICT (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id) "
+                 "DO UPDATE SET heartbeat_time = excluded.heartbeat_time, details = excluded.details",
+                 {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()),
+                  Text(run.run_id()), Int(scheduled_event_id), Int(ToMicros(time)), Bytes(details)},
+                 nullptr);
   }
 
   absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run, int64_t first_event_id,
