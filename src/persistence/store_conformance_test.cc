@@ -293,6 +293,51 @@ TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
   EXPECT_TRUE(other->empty());
 }
 
+TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
+  auto range = stores_->shards->AcquireShard(3);
+  ASSERT_TRUE(range.ok());
+  v1::MutableState s = State("r1", 1, 1);
+  v1::ActivityInfo ai;
+  ai.set_scheduled_event_id(5);
+  ai.mutable_last_heartbeat_time()->set_seconds(100);
+  (*s.mutable_activities())[5] = ai;
+  ExecutionMutation create;
+  create.shard_id = 3;
+  create.range_id = *range;
+  create.state = &s;
+  create.create = true;
+  ASSERT_TRUE(stores_->executions->Apply(create).ok());
+
+  temporal::api::common::v1::Payloads details;
+  details.add_payloads()->set_data("progress-1");
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 5, absl::FromUnixSeconds(200), details).ok());
+  details.mutable_payloads(0)->set_data("progress-2");
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 5, absl::FromUnixSeconds(300), details).ok());
+  // A heartbeat for an activity the state no longer has is ignored.
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 9, absl::FromUnixSeconds(300), details).ok());
+  auto loaded = stores_->executions->GetMutableState(3, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->db_version(), 1);  // no state rewrite
+  const v1::ActivityInfo& merged = loaded->activities().at(5);
+  EXPECT_EQ(merged.heartbeat_details().payloads(0).data(), "progress-2");
+  EXPECT_EQ(merged.last_heartbeat_time().seconds(), 300);
+  EXPECT_FALSE(loaded->activities().contains(9));
+
+  // Closing the run removes its heartbeat rows.
+  v1::MutableState closed = State("r1", 2, 1);
+  closed.mutable_execution()->set_status(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED);
+  (*closed.mutable_activities())[5] = ai;  // kept only to observe that no merge happens
+  ExecutionMutation close;
+  close.shard_id = 3;
+  close.range_id = *range;
+  close.state = &closed;
+  close.expected_db_version = 1;
+  ASSERT_TRUE(stores_->executions->Apply(close).ok());
+  loaded = stores_->executions->GetMutableState(3, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->activities().at(5).last_heartbeat_time().seconds(), 100);
+}
+
 INSTANTIATE_TEST_SUITE_P(Drivers, StoreConformanceTest,
                          ::testing::Values(Backend::kSqlite, Backend::kPostgres),
                          [](const auto& info) {
