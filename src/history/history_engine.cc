@@ -533,6 +533,11 @@ absl::Status HistoryEngine::RespondActivityTaskCanceled(
   return UpdateRun(RunOfToken(token), [&](v1::MutableState* ms, Effects* fx, bool*) {
     auto ai = FindStartedActivity(token, ms);
     if (!ai.ok()) return ai.status();
+    if (!(*ai)->cancel_requested()) {
+      return absl::InvalidArgumentError(
+          "Unable to mark activity as canceled without activity being requested for "
+          "cancellation.");
+    }
     CancelActivityTask(token.scheduled_event_id(), request.details(), request.identity(), now,
                        ms, fx);
     return absl::OkStatus();

@@ -12,10 +12,12 @@ import sys
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+import crash_switches
 import crash_workflows
 
 
 async def main(address: str, task_queue: str) -> None:
+    crash_switches.BLOCK_LOCAL_ACTIVITIES = True
     client = await Client.connect(address)
     worker = Worker(client, task_queue=task_queue, workflows=crash_workflows.WORKFLOWS,
                     activities=crash_workflows.ACTIVITIES)

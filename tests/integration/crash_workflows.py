@@ -30,6 +30,23 @@ class ActivityThenDone:
         )
 
 
+@activity.defn
+async def local_blocks_on_first_attempt(value: int) -> int:
+    # A local activity runs inside the workflow task: while it blocks, the task stays open.
+    if activity.info().attempt == 1 and crash_switches.BLOCK_LOCAL_ACTIVITIES:
+        print(f"local activity started {activity.info().workflow_id}", flush=True)
+        await asyncio.sleep(3600)
+    return value + 1
+
+
+@workflow.defn
+class LocalActivityThenDone:
+    @workflow.run
+    async def run(self, value: int) -> int:
+        return await workflow.execute_local_activity(
+            local_blocks_on_first_attempt, value, start_to_close_timeout=timedelta(seconds=60))
+
+
 @workflow.defn
 class TimerThenDone:
     @workflow.run
@@ -50,5 +67,5 @@ class FailsWhileSwitchedOn:
         return "recovered"
 
 
-WORKFLOWS = [ActivityThenDone, TimerThenDone, FailsWhileSwitchedOn]
-ACTIVITIES = [blocks_on_first_attempt]
+WORKFLOWS = [ActivityThenDone, TimerThenDone, FailsWhileSwitchedOn, LocalActivityThenDone]
+ACTIVITIES = [blocks_on_first_attempt, local_blocks_on_first_attempt]

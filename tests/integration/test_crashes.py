@@ -18,7 +18,8 @@ from temporalio.worker import Worker
 
 import crash_switches
 import crash_workflows
-from crash_workflows import ActivityThenDone, FailsWhileSwitchedOn, TimerThenDone
+from crash_workflows import (ActivityThenDone, FailsWhileSwitchedOn, LocalActivityThenDone,
+                             TimerThenDone)
 from helpers import history_events, type_names, unique_id, wait_for_event
 
 HERE = Path(__file__).resolve().parent
@@ -110,6 +111,28 @@ async def test_worker_killed_while_waiting_sticky_tasks_fall_back(server, client
     assert_well_formed(events)
     scheduled = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
     assert scheduled[-1].workflow_task_scheduled_event_attributes.task_queue.name == task_queue
+
+
+@pytest.mark.deadline(120)
+async def test_worker_killed_mid_workflow_task_another_worker_finishes(server, client, task_queue):
+    doomed = WorkerProcess(server.address, task_queue)
+    try:
+        await doomed.wait_for_line("worker ready")
+        handle = await client.start_workflow(LocalActivityThenDone.run, 41, id=unique_id("wft-kill"),
+                                             task_queue=task_queue,
+                                             task_timeout=timedelta(seconds=5))
+        # The worker holds the workflow task while its local activity runs: kill it then.
+        await doomed.wait_for_line("local activity started")
+    finally:
+        doomed.kill9()
+    async with local_worker(client, task_queue):
+        assert await handle.result() == 42
+    events = await history_events(handle)
+    assert_well_formed(events)
+    names = type_names([e.event_type for e in events])
+    assert names[:4] == ["EVENT_TYPE_WORKFLOW_EXECUTION_STARTED", "EVENT_TYPE_WORKFLOW_TASK_SCHEDULED",
+                         "EVENT_TYPE_WORKFLOW_TASK_STARTED", "EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT"]
+    assert names.count("EVENT_TYPE_MARKER_RECORDED") == 1  # the local activity's result, once
 
 
 @pytest.mark.deadline(60)

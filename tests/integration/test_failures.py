@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType, RetryState
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import AsyncActivityCancelledError, Client, WorkflowFailureError
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
@@ -22,7 +22,9 @@ from temporalio.exceptions import (
 )
 from temporalio.worker import Worker
 
-from helpers import history_events, type_names, unique_id
+from temporalio.service import RPCError, RPCStatusCode
+
+from helpers import history_events, type_names, unique_id, wait_for_event
 
 # Activities ------------------------------------------------------------------------------
 
@@ -366,6 +368,51 @@ async def test_async_activity_fail_and_report_cancellation(client, task_queue):
             ApplicationError("failed elsewhere", type="Elsewhere"))
         result = await handle.result()
     assert result["cause"] == "ApplicationError" and result["type"] == "Elsewhere"
+
+
+@workflow.defn
+class CancelsAsyncActivity:
+    """Starts an activity that completes asynchronously, then asks for its cancellation and
+    waits for the cancellation to be reported."""
+
+    @workflow.run
+    async def run(self, activity_id: str) -> str:
+        handle = workflow.start_activity(
+            completes_later, activity_id=activity_id, start_to_close_timeout=timedelta(seconds=30),
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED)
+        await asyncio.sleep(1)
+        handle.cancel()
+        try:
+            await handle
+            return "completed"
+        except ActivityError as err:
+            return f"cancelled: {type(err.cause).__name__}"
+
+
+async def test_async_activity_reports_cancellation(client, task_queue):
+    activity_id = f"async-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[CancelsAsyncActivity],
+                      activities=ACTIVITIES):
+        handle = await client.start_workflow(CancelsAsyncActivity.run, activity_id,
+                                             id=unique_id("async-cancel"), task_queue=task_queue)
+        for _ in range(100):
+            if activity_id in TOKENS:
+                break
+            await asyncio.sleep(0.1)
+        token, _ = TOKENS[activity_id]
+        async_handle = client.get_async_activity_handle(task_token=token)
+        # Until the workflow asks, a cancellation cannot be reported.
+        with pytest.raises(RPCError) as err:
+            await async_handle.report_cancellation("too early")
+        assert err.value.status == RPCStatusCode.INVALID_ARGUMENT
+        await wait_for_event(handle, EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED)
+        # The heartbeat response tells the activity's owner about the request.
+        with pytest.raises(AsyncActivityCancelledError):
+            await async_handle.heartbeat()
+        await async_handle.report_cancellation("gave up")
+        assert await handle.result() == "cancelled: CancelledError"
+    events = await history_events(handle)
+    assert "EVENT_TYPE_ACTIVITY_TASK_CANCELED" in activity_events(events)
 
 
 # Workflow timeouts and retries -----------------------------------------------------------
