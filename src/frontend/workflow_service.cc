@@ -327,12 +327,14 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
 
   // ---- Workers ------------------------------------------------------------------------------
 
-  ServerUnaryReactor* PollWorkflowTaskQueue(CallbackServerContext* ctx,
-                                            const ws::PollWorkflowTaskQueueRequest* req,
-                                            ws::PollWorkflowTaskQueueResponse* resp) override {
+  // A long poll: resolved and validated on the executor, then parked in matching, which
+  // answers through the reactor. `poll` is the MatchingClient method to call.
+  template <typename Request, typename Response, typename PollFn>
+  ServerUnaryReactor* LongPoll(CallbackServerContext* ctx, const Request* req, Response* resp,
+                               PollFn poll) {
     auto* reactor = new PollReactor(matching_);
     const absl::Time deadline = DeadlineOf(ctx, clock_->Now());
-    executor_->Post([this, reactor, req, resp, deadline] {
+    executor_->Post([this, reactor, req, resp, deadline, poll] {
       auto ns = NamespaceId(req->namespace_());
       absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
       if (!st.ok()) {
@@ -340,35 +342,25 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
         reactor->Registered(0);
         return;
       }
-      reactor->Registered(matching_->PollWorkflowTaskQueue(
-          *ns, *req, deadline, [reactor, resp](absl::StatusOr<ws::PollWorkflowTaskQueueResponse> r) {
-            if (r.ok()) *resp = std::move(*r);
-            reactor->Finish(ToGrpcStatus(r.status()));
-          }));
+      reactor->Registered((matching_->*poll)(*ns, *req, deadline,
+                                            [reactor, resp](absl::StatusOr<Response> r) {
+                                              if (r.ok()) *resp = std::move(*r);
+                                              reactor->Finish(ToGrpcStatus(r.status()));
+                                            }));
     });
     return reactor;
+  }
+
+  ServerUnaryReactor* PollWorkflowTaskQueue(CallbackServerContext* ctx,
+                                            const ws::PollWorkflowTaskQueueRequest* req,
+                                            ws::PollWorkflowTaskQueueResponse* resp) override {
+    return LongPoll(ctx, req, resp, &matching::MatchingClient::PollWorkflowTaskQueue);
   }
 
   ServerUnaryReactor* PollActivityTaskQueue(CallbackServerContext* ctx,
                                             const ws::PollActivityTaskQueueRequest* req,
                                             ws::PollActivityTaskQueueResponse* resp) override {
-    auto* reactor = new PollReactor(matching_);
-    const absl::Time deadline = DeadlineOf(ctx, clock_->Now());
-    executor_->Post([this, reactor, req, resp, deadline] {
-      auto ns = NamespaceId(req->namespace_());
-      absl::Status st = ns.ok() ? ValidateTaskQueue(req->task_queue(), limits_) : ns.status();
-      if (!st.ok()) {
-        reactor->Finish(ToGrpcStatus(st));
-        reactor->Registered(0);
-        return;
-      }
-      reactor->Registered(matching_->PollActivityTaskQueue(
-          *ns, *req, deadline, [reactor, resp](absl::StatusOr<ws::PollActivityTaskQueueResponse> r) {
-            if (r.ok()) *resp = std::move(*r);
-            reactor->Finish(ToGrpcStatus(r.status()));
-          }));
-    });
-    return reactor;
+    return LongPoll(ctx, req, resp, &matching::MatchingClient::PollActivityTaskQueue);
   }
 
   ServerUnaryReactor* RespondWorkflowTaskCompleted(

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "persistence/driver.h"
+#include "persistence/pooled_driver.h"
 
 namespace almanac::persistence {
 namespace {
@@ -132,36 +133,23 @@ class PostgresConnection final : public SqlConnection {
   PGconn* conn_;
 };
 
-class PostgresDriver final : public SqlDriver {
+class PostgresDriver final : public PooledDriver {
  public:
-  explicit PostgresDriver(PostgresOptions options) : options_(std::move(options)) {}
+  explicit PostgresDriver(PostgresOptions options)
+      : PooledDriver(options.pool_size), options_(std::move(options)) {}
 
   Dialect dialect() const override { return Dialect::kPostgres; }
 
-  absl::StatusOr<Lease> Acquire() override {
-    mu_.Lock();
-    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !idle_.empty() || opened_ < options_.pool_size;
-    };
-    mu_.Await(absl::Condition(&available));
-    if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      mu_.Unlock();
-      return Lease(this, std::move(conn));
-    }
-    ++opened_;
-    mu_.Unlock();
+  // Connects once at once, so that bad settings fail at start.
+  absl::Status Open() {
     auto conn = Connect();
-    if (!conn.ok()) {
-      absl::MutexLock lock(&mu_);
-      --opened_;
-      return conn.status();
-    }
-    return Lease(this, std::move(*conn));
+    if (!conn.ok()) return conn.status();
+    Adopt(std::move(*conn));
+    return absl::OkStatus();
   }
 
-  absl::StatusOr<std::unique_ptr<SqlConnection>> Connect() {
+ protected:
+  absl::StatusOr<std::unique_ptr<SqlConnection>> Connect() override {
     const std::string port = std::to_string(options_.port);
     const char* keys[] = {"host", "port", "user", "password", "dbname", "connect_timeout",
                           "application_name", nullptr};
@@ -179,30 +167,21 @@ class PostgresDriver final : public SqlDriver {
     return std::unique_ptr<SqlConnection>(new PostgresConnection(conn));
   }
 
- protected:
-  void Release(std::unique_ptr<SqlConnection> conn) override {
-    absl::MutexLock lock(&mu_);
-    // A broken connection is dropped; the next Acquire opens a fresh one.
-    if (!static_cast<PostgresConnection*>(conn.get())->healthy()) {
-      --opened_;
-      return;
-    }
-    idle_.push_back(std::move(conn));
+  // A broken connection is dropped; the next Acquire opens a fresh one.
+  bool Reusable(SqlConnection* conn) override {
+    return static_cast<PostgresConnection*>(conn)->healthy();
   }
 
  private:
-  PostgresOptions options_;
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<SqlConnection>> idle_ ABSL_GUARDED_BY(mu_);
-  int opened_ ABSL_GUARDED_BY(mu_) = 0;
+  const PostgresOptions options_;
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqlDriver>> NewPostgresDriver(const PostgresOptions& options) {
   auto driver = std::make_unique<PostgresDriver>(options);
-  auto conn = driver->Connect();  // fail fast on bad settings
-  if (!conn.ok()) return conn.status();
+  absl::Status st = driver->Open();
+  if (!st.ok()) return st;
   return std::unique_ptr<SqlDriver>(std::move(driver));
 }
 

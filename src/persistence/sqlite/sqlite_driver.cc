@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "persistence/driver.h"
+#include "persistence/pooled_driver.h"
 
 namespace almanac::persistence {
 namespace {
@@ -156,54 +157,24 @@ class SqliteConnection final : public SqlConnection {
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
-class SqliteDriver final : public SqlDriver {
+class SqliteDriver final : public PooledDriver {
  public:
-  explicit SqliteDriver(SqliteOptions options) : options_(std::move(options)) {}
+  explicit SqliteDriver(SqliteOptions options)
+      : PooledDriver(options.in_memory ? 1 : options.pool_size), options_(std::move(options)) {}
 
   Dialect dialect() const override { return Dialect::kSqlite; }
 
+  // Opens the first connection at once, so that a bad path fails at start. An in-memory
+  // database is private to one connection, so it gets a pool of one.
   absl::Status Open() {
-    // An in-memory database is private to one connection, so it gets a pool of one.
-    if (options_.in_memory) options_.pool_size = 1;
     auto conn = Connect();
     if (!conn.ok()) return conn.status();
-    absl::MutexLock lock(&mu_);
-    idle_.push_back(std::move(*conn));
-    opened_ = 1;
+    Adopt(std::move(*conn));
     return absl::OkStatus();
   }
 
-  absl::StatusOr<Lease> Acquire() override {
-    mu_.Lock();
-    auto available = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !idle_.empty() || opened_ < options_.pool_size;
-    };
-    mu_.Await(absl::Condition(&available));
-    if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      mu_.Unlock();
-      return Lease(this, std::move(conn));
-    }
-    ++opened_;
-    mu_.Unlock();
-    auto conn = Connect();
-    if (!conn.ok()) {
-      absl::MutexLock lock(&mu_);
-      --opened_;
-      return conn.status();
-    }
-    return Lease(this, std::move(*conn));
-  }
-
  protected:
-  void Release(std::unique_ptr<SqlConnection> conn) override {
-    absl::MutexLock lock(&mu_);
-    idle_.push_back(std::move(conn));
-  }
-
- private:
-  absl::StatusOr<std::unique_ptr<SqlConnection>> Connect() {
+  absl::StatusOr<std::unique_ptr<SqlConnection>> Connect() override {
     sqlite3* db = nullptr;
     const std::string path = options_.in_memory ? ":memory:" : options_.path;
     const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -224,11 +195,9 @@ class SqliteDriver final : public SqlDriver {
     return std::unique_ptr<SqlConnection>(std::move(conn));
   }
 
-  SqliteOptions options_;
-  absl::Mutex writer_mu_;
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<SqlConnection>> idle_ ABSL_GUARDED_BY(mu_);
-  int opened_ ABSL_GUARDED_BY(mu_) = 0;
+ private:
+  const SqliteOptions options_;
+  absl::Mutex writer_mu_;  // the database's one writer slot
 };
 
 }  // namespace
