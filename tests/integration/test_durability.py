@@ -167,6 +167,7 @@ async def test_kill9_in_a_loop_during_a_500_workflow_load(server, task_queue: st
             kills += 1
         return kills
 
+    started = asyncio.get_running_loop().time()
     async with worker(client, task_queue):
         slots = asyncio.Semaphore(concurrency)
         crasher = asyncio.create_task(crash_loop())
@@ -175,6 +176,8 @@ async def test_kill9_in_a_loop_during_a_500_workflow_load(server, task_queue: st
         finally:
             done.set()
             kills = await crasher
+    elapsed = asyncio.get_running_loop().time() - started
+    print(f"\ncrash loop ({server.store}): {total} workflows, {kills} kill -9s, {elapsed:.1f} s")
     assert kills >= 2, f"only {kills} crashes happened during the load"
     assert results == {ids[i]: 2 * i for i in range(total)}
     for workflow_id in ids:
