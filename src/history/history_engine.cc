@@ -229,6 +229,7 @@ absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::Muta
     return st;
   }
   const bool wake = !fx.events.empty() || fx.closed;
+  RememberScheduledEvents(entry, run_id, fx, !IsRunning(next));
   entry->runs[run_id] = std::move(next);
   if (fx.new_run.has_value()) {
     entry->runs[fx.new_run->state.execution().run_id()] = std::move(fx.new_run->state);
@@ -245,6 +246,40 @@ absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::Muta
   for (auto& t : fx.transfer_tasks) DispatchTransfer(std::move(t));
   for (auto& t : fx.timer_tasks) EnqueueTimer(t);
   return absl::OkStatus();
+}
+
+void HistoryEngine::RememberScheduledEvents(WorkflowEntry* entry, const std::string& run_id,
+                                            const Effects& fx, bool closed) {
+  if (closed) {
+    entry->scheduled_events.erase(run_id);
+    entry->started_events.erase(run_id);
+    return;
+  }
+  for (const HistoryEvent& e : fx.events) {
+    int64_t done = 0;
+    switch (e.event_type()) {
+      case enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        if (e.ByteSizeLong() <= kCachedEventLimit) entry->scheduled_events[run_id][e.event_id()] = e;
+        continue;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+        done = e.activity_task_completed_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
+        done = e.activity_task_failed_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+        done = e.activity_task_timed_out_event_attributes().scheduled_event_id();
+        break;
+      case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+        done = e.activity_task_canceled_event_attributes().scheduled_event_id();
+        break;
+      default:
+        continue;
+    }
+    if (auto it = entry->scheduled_events.find(run_id); it != entry->scheduled_events.end()) {
+      it->second.erase(done);
+    }
+  }
 }
 
 absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
@@ -416,24 +451,39 @@ absl::StatusOr<wsv1::PollActivityTaskQueueResponse> HistoryEngine::RecordActivit
   v1::ActivityInfo ai;
   v1::ExecutionInfo info;
   const absl::Time now = clock_->Now();
-  absl::Status st = UpdateRun(run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
-    auto r = history::RecordActivityTaskStarted(request.task.scheduled_event_id(),
-                                                request.task.stamp(), request.poll_request_id,
-                                                request.identity, now, ms, fx);
-    if (!r.ok()) return r.status();
-    ai = std::move(*r);
-    info = ms->execution();
-    *write = !fx->timer_tasks.empty() || FromProto(ai.started_time()) == now;
-    return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-  // Input and header live in the scheduled event; the state keeps only what it needs.
-  temporal::api::history::v1::History scheduled;
-  st = stores_->executions->ReadHistory(shard, run, ai.scheduled_event_id(),
-                                        ai.scheduled_event_id() + 1, 1, &scheduled);
-  if (!st.ok()) return st;
-  if (scheduled.events_size() != 1) return absl::DataLossError("activity scheduled event missing");
-  const auto& attrs = scheduled.events(0).activity_task_scheduled_event_attributes();
+  HistoryEvent scheduled_event;
+  bool cached = false;
+  {
+    auto entry = Entry(run.namespace_id(), run.workflow_id());
+    absl::MutexLock lock(&entry->mu);
+    absl::Status st = UpdateRunLocked(entry.get(), run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
+      auto r = history::RecordActivityTaskStarted(request.task.scheduled_event_id(),
+                                                  request.task.stamp(), request.poll_request_id,
+                                                  request.identity, now, ms, fx);
+      if (!r.ok()) return r.status();
+      ai = std::move(*r);
+      info = ms->execution();
+      *write = !fx->timer_tasks.empty() || FromProto(ai.started_time()) == now;
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    if (auto runs = entry->scheduled_events.find(run.run_id()); runs != entry->scheduled_events.end()) {
+      if (auto it = runs->second.find(ai.scheduled_event_id()); it != runs->second.end()) {
+        scheduled_event = it->second;
+        cached = true;
+      }
+    }
+  }
+  if (!cached) {
+    // Input and header live in the scheduled event; the state keeps only what it needs.
+    temporal::api::history::v1::History scheduled;
+    absl::Status st = stores_->executions->ReadHistory(shard, run, ai.scheduled_event_id(),
+                                                       ai.scheduled_event_id() + 1, 1, &scheduled);
+    if (!st.ok()) return st;
+    if (scheduled.events_size() != 1) return absl::DataLossError("activity scheduled event missing");
+    scheduled_event = std::move(*scheduled.mutable_events(0));
+  }
+  const auto& attrs = scheduled_event.activity_task_scheduled_event_attributes();
 
   wsv1::PollActivityTaskQueueResponse resp;
   v1::TaskToken token;

@@ -106,7 +106,14 @@ class HistoryEngine final : public HistoryClient {
         ABSL_GUARDED_BY(mu);
     // First events of runs that may start a successor, read once per cached run.
     absl::flat_hash_map<std::string, HistoryEvent> started_events ABSL_GUARDED_BY(mu);
+    // ActivityTaskScheduled events of pending activities (small ones only), by run and
+    // scheduled event id, so that starting an attempt need not read them back.
+    absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, HistoryEvent>> scheduled_events
+        ABSL_GUARDED_BY(mu);
   };
+
+  // The largest ActivityTaskScheduled event kept in memory.
+  static constexpr size_t kCachedEventLimit = 16 * 1024;
 
   struct Stripe {
     absl::Mutex mu;
@@ -134,6 +141,10 @@ class HistoryEngine final : public HistoryClient {
   using ChainMutationFn =
       std::function<absl::Status(const ChainContext&, v1::MutableState*, Effects*, bool* write)>;
 
+  // Keeps the entry's cache of scheduled events in step with a committed mutation.
+  static void RememberScheduledEvents(WorkflowEntry* entry, const std::string& run_id,
+                                      const Effects& fx, bool closed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
   std::shared_ptr<WorkflowEntry> Entry(const std::string& namespace_id,
                                        const std::string& workflow_id);
   // Returns the cached state of the run, loading it if needed.
@@ -177,6 +188,11 @@ class HistoryEngine final : public HistoryClient {
   void ProcessTimer(const v1::TimerTask& task);
   void PageTimers(int32_t shard_id);
   void RetryLater(std::function<void()> fn);
+  // Records a handled task for deletion. Deletions are batched into one transaction every
+  // kAckInterval: a deletion lost in a crash only means the task runs again, idempotently.
+  void Ack(const v1::TransferTask& task);
+  void Ack(const v1::TimerTask& task);
+  void FlushAcks();
   absl::Status RecoverShard(int32_t shard_id);
 
   persistence::Stores* const stores_;
@@ -190,6 +206,9 @@ class HistoryEngine final : public HistoryClient {
   static constexpr int kStripes = 64;
   Stripe stripes_[kStripes];
   std::vector<std::unique_ptr<Shard>> shards_;
+  absl::Mutex ack_mu_;
+  persistence::ExecutionStore::CompletedTasks acks_ ABSL_GUARDED_BY(ack_mu_);
+  bool ack_flush_scheduled_ ABSL_GUARDED_BY(ack_mu_) = false;
   std::atomic<bool> stopping_{false};
 };
 

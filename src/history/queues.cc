@@ -21,6 +21,7 @@ namespace enums = temporal::api::enums::v1;
 namespace {
 constexpr int kPageSize = 1000;
 constexpr absl::Duration kRetryDelay = absl::Seconds(1);
+constexpr absl::Duration kAckInterval = absl::Milliseconds(50);
 }  // namespace
 
 absl::Status HistoryEngine::Start() {
@@ -40,7 +41,10 @@ absl::Status HistoryEngine::Start() {
   return absl::OkStatus();
 }
 
-void HistoryEngine::Stop() { stopping_ = true; }
+void HistoryEngine::Stop() {
+  if (stopping_.exchange(true)) return;
+  FlushAcks();  // best effort: what is not deleted runs again after the next start
+}
 
 absl::Status HistoryEngine::RecoverShard(int32_t shard_id) {
   int64_t after = 0;
@@ -69,6 +73,48 @@ void HistoryEngine::RetryLater(std::function<void()> fn) {
   if (stopping_) return;
   deadlines_->Schedule(clock_->Now() + kRetryDelay,
                        [this, fn = std::move(fn)] { executor_->Post(fn); });
+}
+
+void HistoryEngine::Ack(const v1::TransferTask& task) {
+  absl::MutexLock lock(&ack_mu_);
+  acks_.transfer.push_back({task.shard_id(), task.task_id()});
+  if (ack_flush_scheduled_) return;
+  ack_flush_scheduled_ = true;
+  deadlines_->Schedule(clock_->Now() + kAckInterval,
+                       [this] { executor_->Post([this] { FlushAcks(); }); });
+}
+
+void HistoryEngine::Ack(const v1::TimerTask& task) {
+  absl::MutexLock lock(&ack_mu_);
+  acks_.timers.push_back({task.shard_id(), FromProto(task.visibility_time()), task.task_id()});
+  if (ack_flush_scheduled_) return;
+  ack_flush_scheduled_ = true;
+  deadlines_->Schedule(clock_->Now() + kAckInterval,
+                       [this] { executor_->Post([this] { FlushAcks(); }); });
+}
+
+void HistoryEngine::FlushAcks() {
+  persistence::ExecutionStore::CompletedTasks batch;
+  {
+    absl::MutexLock lock(&ack_mu_);
+    std::swap(batch, acks_);
+    ack_flush_scheduled_ = false;
+  }
+  absl::Status st = stores_->executions->DeleteCompletedTasks(batch);
+  if (!st.ok()) {
+    // Not lost: the tasks stay in the store and would only run again after a restart.
+    // Keep them for the next flush.
+    spdlog::warn("deleting {} handled tasks: {}", batch.transfer.size() + batch.timers.size(),
+                 st.ToString());
+    absl::MutexLock lock(&ack_mu_);
+    for (auto& t : batch.transfer) acks_.transfer.push_back(t);
+    for (auto& t : batch.timers) acks_.timers.push_back(t);
+    if (!ack_flush_scheduled_ && !stopping_) {
+      ack_flush_scheduled_ = true;
+      deadlines_->Schedule(clock_->Now() + kRetryDelay,
+                           [this] { executor_->Post([this] { FlushAcks(); }); });
+    }
+  }
 }
 
 void HistoryEngine::DispatchTransfer(v1::TransferTask task) {
@@ -120,8 +166,7 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
     RetryLater([this, task] { ProcessTransfer(task); });
     return;
   }
-  st = stores_->executions->DeleteTransferTask(task.shard_id(), task.task_id());
-  if (!st.ok()) spdlog::warn("deleting transfer task {}: {}", task.task_id(), st.ToString());
+  Ack(task);
 }
 
 void HistoryEngine::EnqueueTimer(const v1::TimerTask& task) {
@@ -250,9 +295,7 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
     RetryLater([this, task] { ProcessTimer(task); });
     return;
   }
-  st = stores_->executions->DeleteTimerTask(task.shard_id(), FromProto(task.visibility_time()),
-                                            task.task_id());
-  if (!st.ok()) spdlog::warn("deleting timer task {}: {}", task.task_id(), st.ToString());
+  Ack(task);
 }
 
 }  // namespace almanac::history

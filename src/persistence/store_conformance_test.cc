@@ -199,7 +199,9 @@ TEST_P(StoreConformanceTest, MutationsAreConditionedOnVersionAndFencedByShard) {
   auto tasks = stores_->executions->ListTransferTasks(0, 0, 10);
   ASSERT_TRUE(tasks.ok());
   ASSERT_EQ(tasks->size(), 1u);
-  ASSERT_TRUE(stores_->executions->DeleteTransferTask(0, 7).ok());
+  ExecutionStore::CompletedTasks done;
+  done.transfer.push_back({0, 7});
+  ASSERT_TRUE(stores_->executions->DeleteCompletedTasks(done).ok());
   tasks = stores_->executions->ListTransferTasks(0, 0, 10);
   ASSERT_TRUE(tasks.ok());
   EXPECT_TRUE(tasks->empty());
@@ -259,10 +261,14 @@ TEST_P(StoreConformanceTest, TimerTasksComeBackInTimeOrderWithinAWindow) {
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->size(), 3u);
   EXPECT_EQ((*after)[0].task_id(), 102);
-  ASSERT_TRUE(stores_->executions->DeleteTimerTask(2, base + absl::Seconds(2), 102).ok());
+  ExecutionStore::CompletedTasks done;
+  done.timers.push_back({2, base + absl::Seconds(2), 102});
+  done.timers.push_back({2, base + absl::Seconds(9), 109});
+  ASSERT_TRUE(stores_->executions->DeleteCompletedTasks(done).ok());
   after = stores_->executions->ListTimerTasks(2, base + absl::Seconds(1), 101, base + absl::Seconds(10), 10);
   ASSERT_TRUE(after.ok());
-  EXPECT_EQ(after->size(), 2u);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].task_id(), 103);
 }
 
 TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {

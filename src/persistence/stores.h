@@ -124,13 +124,26 @@ class ExecutionStore {
   virtual absl::StatusOr<std::vector<v1::TransferTask>> ListTransferTasks(int32_t shard_id,
                                                                           int64_t after,
                                                                           int limit) = 0;
-  virtual absl::Status DeleteTransferTask(int32_t shard_id, int64_t task_id) = 0;
+  // Deletes handled tasks, all in one transaction (one commit, one fsync on SQLite).
+  struct CompletedTasks {
+    struct Transfer {
+      int32_t shard_id;
+      int64_t task_id;
+    };
+    struct Timer {
+      int32_t shard_id;
+      absl::Time visibility_time;
+      int64_t task_id;
+    };
+    std::vector<Transfer> transfer;
+    std::vector<Timer> timers;
+    bool empty() const { return transfer.empty() && timers.empty(); }
+  };
+  virtual absl::Status DeleteCompletedTasks(const CompletedTasks& tasks) = 0;
   // Timer tasks of a shard due before `until`, after (time, task_id) `after`, in order.
   virtual absl::StatusOr<std::vector<v1::TimerTask>> ListTimerTasks(
       int32_t shard_id, absl::Time after_time, int64_t after_task_id, absl::Time until,
       int limit) = 0;
-  virtual absl::Status DeleteTimerTask(int32_t shard_id, absl::Time visibility_time,
-                                       int64_t task_id) = 0;
 };
 
 enum class TaskQueueKind : int32_t { kWorkflow = 1, kActivity = 2 };

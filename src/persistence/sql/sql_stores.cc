@@ -454,11 +454,6 @@ class SqlExecutionStore final : public ExecutionStore {
     return out;
   }
 
-  absl::Status DeleteTransferTask(int32_t shard_id, int64_t task_id) override {
-    return Query(driver_, "DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = $2",
-                 {Int(shard_id), Int(task_id)}, nullptr);
-  }
-
   absl::StatusOr<std::vector<v1::TimerTask>> ListTimerTasks(int32_t shard_id,
                                                             absl::Time after_time,
                                                             int64_t after_task_id,
@@ -483,12 +478,24 @@ class SqlExecutionStore final : public ExecutionStore {
     return out;
   }
 
-  absl::Status DeleteTimerTask(int32_t shard_id, absl::Time visibility_time,
-                               int64_t task_id) override {
-    return Query(driver_,
-                 "DELETE FROM timer_tasks WHERE shard_id = $1 AND visibility_time = $2 AND "
-                 "task_id = $3",
-                 {Int(shard_id), Int(ToMicros(visibility_time)), Int(task_id)}, nullptr);
+  absl::Status DeleteCompletedTasks(const CompletedTasks& tasks) override {
+    if (tasks.empty()) return absl::OkStatus();
+    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
+      for (const auto& t : tasks.transfer) {
+        absl::Status st =
+            conn.Exec("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = $2",
+                      {Int(t.shard_id), Int(t.task_id)}, nullptr);
+        if (!st.ok()) return st;
+      }
+      for (const auto& t : tasks.timers) {
+        absl::Status st = conn.Exec(
+            "DELETE FROM timer_tasks WHERE shard_id = $1 AND visibility_time = $2 AND "
+            "task_id = $3",
+            {Int(t.shard_id), Int(ToMicros(t.visibility_time)), Int(t.task_id)}, nullptr);
+        if (!st.ok()) return st;
+      }
+      return absl::OkStatus();
+    });
   }
 
  private:
