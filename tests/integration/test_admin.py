@@ -23,6 +23,8 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from harness import AlmanacServer
+from helpers import new_worker
+from workflows import EchoWorkflow
 
 RPC_TIMEOUT = timedelta(seconds=10)
 
@@ -132,3 +134,24 @@ async def test_describe_unknown_namespace(client: Client):
     with pytest.raises(RPCError) as missing:
         await describe_namespace(client, f"no-such-namespace-{uuid.uuid4().hex[:8]}")
     assert missing.value.status == RPCStatusCode.NOT_FOUND
+
+
+async def test_workflows_in_another_namespace_are_isolated(server: AlmanacServer, client: Client,
+                                                           task_queue: str):
+    """A registered namespace serves workflows; the same workflow id in two namespaces names
+    two different workflows."""
+    name = f"ns-{uuid.uuid4().hex[:10]}"
+    await client.workflow_service.register_namespace(RegisterNamespaceRequest(
+        namespace=name, workflow_execution_retention_period=Duration(seconds=86400)))
+    other = await Client.connect(server.address, namespace=name)
+    workflow_id = f"shared-id-{uuid.uuid4().hex[:8]}"
+    async with new_worker(other, task_queue), new_worker(client, task_queue):
+        in_other = await other.execute_workflow(EchoWorkflow.run, "from the other namespace",
+                                                id=workflow_id, task_queue=task_queue)
+        in_default = await client.execute_workflow(EchoWorkflow.run, "from default",
+                                                   id=workflow_id, task_queue=task_queue)
+    assert in_other == "from the other namespace"
+    assert in_default == "from default"
+    other_desc = await other.get_workflow_handle(workflow_id).describe()
+    default_desc = await client.get_workflow_handle(workflow_id).describe()
+    assert other_desc.run_id != default_desc.run_id
