@@ -27,6 +27,7 @@ struct MatchingEngine::Poller {
   std::atomic<bool> claimed{true};
   std::atomic<bool> expired{false};
   std::atomic<bool> answered{false};
+  DeadlineQueue::Id alarm = 0;  // the expiry alarm, cancelled once answered
 
   void AnswerEmpty() {
     if (answered.exchange(true)) return;
@@ -193,14 +194,35 @@ uint64_t MatchingEngine::Poll(const TaskQueueKey& key, bool sticky, std::shared_
   }
   const uint64_t id = poller->id;
   std::weak_ptr<Poller> weak = poller;
-  deadlines_->Schedule(poller->deadline - options_.poll_answer_margin, [this, weak] {
+  poller->alarm = deadlines_->Schedule(poller->deadline - options_.poll_answer_margin, [weak] {
     auto p = weak.lock();
     if (!p) return;
     p->expired = true;
     if (!p->claimed.exchange(true)) p->AnswerEmpty();
   });
+  // However the poll is answered, forget it then: its id and its alarm.
+  const DeadlineQueue::Id alarm = poller->alarm;
+  if (poller->workflow) {
+    poller->workflow_done = [this, id, alarm, done = std::move(poller->workflow_done)](
+                                absl::StatusOr<wsv1::PollWorkflowTaskQueueResponse> r) {
+      Forget(id, alarm);
+      done(std::move(r));
+    };
+  } else {
+    poller->activity_done = [this, id, alarm, done = std::move(poller->activity_done)](
+                                absl::StatusOr<wsv1::PollActivityTaskQueueResponse> r) {
+      Forget(id, alarm);
+      done(std::move(r));
+    };
+  }
   executor_->Post([this, q, poller] { Serve(q, poller); });
   return id;
+}
+
+void MatchingEngine::Forget(uint64_t poll_id, DeadlineQueue::Id alarm) {
+  deadlines_->Cancel(alarm);
+  absl::MutexLock lock(&mu_);
+  polls_.erase(poll_id);
 }
 
 void MatchingEngine::CancelPoll(uint64_t poll_id) {

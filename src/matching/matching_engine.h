@@ -69,6 +69,8 @@ class MatchingEngine final : public MatchingClient {
   void Serve(std::shared_ptr<TaskQueue> queue, std::shared_ptr<Poller> poller);
   // Records the task as started with history and answers the poller.
   void Deliver(std::shared_ptr<TaskQueue> queue, std::shared_ptr<Poller> poller, BacklogTask task);
+  // Drops an answered poll's registration and its expiry alarm.
+  void Forget(uint64_t poll_id, DeadlineQueue::Id alarm);
   // Reads the next window of the backlog from the store, if it has more.
   void LoadBacklog(const std::shared_ptr<TaskQueue>& queue);
 
