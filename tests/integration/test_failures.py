@@ -101,6 +101,15 @@ async def completes_later() -> str:
 
 TOKENS: dict[str, tuple[bytes, str]] = {}
 
+
+async def token_of(activity_id: str, within_s: float = 10) -> tuple[bytes, str]:
+    """The task token and run id that `completes_later` recorded for `activity_id`."""
+    deadline = time.monotonic() + within_s
+    while activity_id not in TOKENS:
+        assert time.monotonic() < deadline, f"activity {activity_id} never started"
+        await asyncio.sleep(0.05)
+    return TOKENS[activity_id]
+
 # Workflows -------------------------------------------------------------------------------
 
 
@@ -334,11 +343,7 @@ async def test_async_activity_completion(client, task_queue, by):
             {"activity": "completes_later", "start_to_close": 30, "heartbeat": 10,
              "activity_id": activity_id},
             id=unique_id("async"), task_queue=task_queue)
-        for _ in range(100):
-            if activity_id in TOKENS:
-                break
-            await asyncio.sleep(0.1)
-        token, run_id = TOKENS[activity_id]
+        token, run_id = await token_of(activity_id)
         if by == "token":
             async_handle = client.get_async_activity_handle(task_token=token)
         else:
@@ -359,11 +364,7 @@ async def test_async_activity_fail_and_report_cancellation(client, task_queue):
             {"activity": "completes_later", "start_to_close": 30, "activity_id": activity_id,
              "retry": {"maximum_attempts": 1}},
             id=unique_id("async-fail"), task_queue=task_queue)
-        for _ in range(100):
-            if activity_id in TOKENS:
-                break
-            await asyncio.sleep(0.1)
-        token, _ = TOKENS[activity_id]
+        token, _ = await token_of(activity_id)
         await client.get_async_activity_handle(task_token=token).fail(
             ApplicationError("failed elsewhere", type="Elsewhere"))
         result = await handle.result()
@@ -395,11 +396,7 @@ async def test_async_activity_reports_cancellation(client, task_queue):
                       activities=ACTIVITIES):
         handle = await client.start_workflow(CancelsAsyncActivity.run, activity_id,
                                              id=unique_id("async-cancel"), task_queue=task_queue)
-        for _ in range(100):
-            if activity_id in TOKENS:
-                break
-            await asyncio.sleep(0.1)
-        token, _ = TOKENS[activity_id]
+        token, _ = await token_of(activity_id)
         async_handle = client.get_async_activity_handle(task_token=token)
         # Until the workflow asks, a cancellation cannot be reported.
         with pytest.raises(RPCError) as err:
