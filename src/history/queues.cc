@@ -130,18 +130,16 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
   qt.set_stamp(task.stamp());
   switch (task.kind()) {
     case v1::TransferTask::KIND_WORKFLOW_TASK: {
-      // The task's queue is sticky when it differs from the run's normal queue; the run's
-      // state says which, but the queue name in the task is what was scheduled.
-      const bool sticky = task.has_schedule_to_start_timeout();
-      st = matching_->AddWorkflowTask(task.run().namespace_id(), task.task_queue(), sticky, qt);
-      if (sticky && absl::IsFailedPrecondition(st)) {
+      st = matching_->AddWorkflowTask(task.run().namespace_id(), task.task_queue(),
+                                      task.sticky(), qt);
+      if (task.sticky() && absl::IsFailedPrecondition(st)) {
         // The sticky worker is gone: send the task to the normal queue with full history.
         st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
           *write = ClearStickyForTask(task.stamp(), ms);
           if (*write) {
             v1::TransferTask normal = task;
             normal.set_task_queue(ms->execution().task_queue());
-            normal.clear_schedule_to_start_timeout();
+            normal.set_sticky(false);
             normal.clear_task_id();
             fx->transfer_tasks.push_back(std::move(normal));
           }
@@ -193,9 +191,14 @@ void HistoryEngine::PageTimers(int32_t shard_id) {
   }
   // Read [from, until): timers before `from` are already in memory, or were enqueued by
   // their commit. After a restart `from` is the infinite past, so overdue timers fire.
-  absl::Time after_time = from == absl::InfinitePast() ? absl::UnixEpoch() : from;
+  // The store pages after a (time, task id) position, in microseconds: start just before
+  // `from`, past every task id at that instant.
+  absl::Time after_time = absl::UnixEpoch();
   int64_t after_id = -1;
-  if (from != absl::InfinitePast()) after_time -= absl::Microseconds(1), after_id = INT64_MAX;
+  if (from != absl::InfinitePast()) {
+    after_time = from - absl::Microseconds(1);
+    after_id = INT64_MAX;
+  }
   for (;;) {
     auto tasks = stores_->executions->ListTimerTasks(shard_id, after_time, after_id, until, kPageSize);
     if (!tasks.ok()) {

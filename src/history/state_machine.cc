@@ -208,9 +208,6 @@ void DispatchActivity(const v1::ActivityInfo& ai, const v1::MutableState& ms, Ef
   t.set_scheduled_event_id(ai.scheduled_event_id());
   t.set_task_queue(ai.task_queue());
   t.set_stamp(ai.stamp());
-  if (ai.has_schedule_to_start_timeout()) {
-    *t.mutable_schedule_to_start_timeout() = ai.schedule_to_start_timeout();
-  }
   fx->transfer_tasks.push_back(std::move(t));
 }
 
@@ -959,8 +956,8 @@ void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
   t.set_scheduled_event_id(wft->scheduled_event_id());
   t.set_task_queue(wft->task_queue());
   t.set_stamp(wft->stamp());
+  t.set_sticky(sticky);
   if (sticky) {
-    *t.mutable_schedule_to_start_timeout() = ms->sticky().schedule_to_start_timeout();
     const absl::Duration s2s = FromProto(ms->sticky().schedule_to_start_timeout());
     if (s2s > absl::ZeroDuration()) {
       v1::TimerTask timer = NewTimer(v1::TimerTask::KIND_WORKFLOW_TASK_TIMEOUT, now + s2s, *ms);

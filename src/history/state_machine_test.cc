@@ -276,6 +276,7 @@ TEST_F(StateMachineTest, StickyTaskFallsBackToTheNormalQueueOnScheduleToStartTim
   CompleteActivityTask(5, {}, "w", kT0, &ms_, &done);
   EXPECT_TRUE(ms_.workflow_task().sticky());
   EXPECT_EQ(done.transfer_tasks.back().task_queue(), "sticky-1");
+  EXPECT_TRUE(done.transfer_tasks.back().sticky());
   ASSERT_EQ(done.timer_tasks.size(), 1u);
   EXPECT_EQ(done.timer_tasks[0].timeout_type(), enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
   Effects timeout;
@@ -284,6 +285,7 @@ TEST_F(StateMachineTest, StickyTaskFallsBackToTheNormalQueueOnScheduleToStartTim
                                          enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED}));
   EXPECT_FALSE(ms_.workflow_task().sticky());
   EXPECT_EQ(timeout.transfer_tasks.back().task_queue(), "tq");
+  EXPECT_FALSE(timeout.transfer_tasks.back().sticky());
 }
 
 TEST_F(StateMachineTest, UserTimerFiresOnceAndAStaleTimerDoesNothing) {

@@ -130,6 +130,9 @@ absl::Status MatchingEngine::AddTask(const TaskQueueKey& key, bool sticky,
   int64_t task_id = 0;
   absl::Status st;
   for (int attempt = 0; attempt < 2; ++attempt) {
+    // Held across the write on purpose: the backlog is paged in by task id, so one queue's
+    // writes must commit in id order. It serializes backlog writes of one queue (sync
+    // matches never get here); a batching writer is the way to lift that.
     absl::MutexLock lease(&q->lease_mu);
     if (q->range_id == 0) {
       auto range = store_->LeaseQueue(key);
