@@ -62,37 +62,41 @@ int32_t HistoryEngine::ShardOf(const std::string& namespace_id,
                               static_cast<uint64_t>(options_.num_shards));
 }
 
-std::shared_ptr<HistoryEngine::WorkflowEntry> HistoryEngine::Entry(
-    const std::string& namespace_id, const std::string& workflow_id) {
-  const uint64_t h = StableHash(namespace_id, workflow_id);
-  Stripe& stripe = stripes_[h % kStripes];
-  const std::string key = absl::StrCat(namespace_id, "/", workflow_id);
-  absl::MutexLock lock(&stripe.mu);
-  auto it = stripe.entries.find(key);
-  if (it != stripe.entries.end()) return it->second;
-  // Bounded cache: evict a few entries nobody holds when the stripe is over its share.
-  const size_t share = static_cast<size_t>(options_.cache_capacity / kStripes) + 1;
-  if (stripe.entries.size() >= share) {
-    int evicted = 0;
-    for (auto e = stripe.entries.begin(); e != stripe.entries.end() && evicted < 8;) {
-      if (e->second.use_count() == 1) {
-        stripe.entries.erase(e++);
-        ++evicted;
-      } else {
-        ++e;
-      }
-    }
-  }
-  auto entry = std::make_shared<WorkflowEntry>();
-  stripe.entries.emplace(key, entry);
-  return entry;
+HistoryEngine::ContextRef::~ContextRef() {
+  absl::MutexLock lock(&stripe_->mu);
+  if (--ctx_->users > 0 || ctx_->waiting.load() > 0) return;
+  auto it = stripe_->contexts.find(key_);
+  if (it != stripe_->contexts.end() && it->second == ctx_) stripe_->contexts.erase(it);
 }
 
-absl::StatusOr<v1::MutableState*> HistoryEngine::LoadRun(WorkflowEntry* entry, int32_t shard,
-                                                         const v1::RunKey& run) {
-  auto it = entry->runs.find(run.run_id());
-  if (it != entry->runs.end()) return &it->second;
-  auto loaded = stores_->executions->GetMutableState(shard, run);
+std::unique_ptr<HistoryEngine::ContextRef> HistoryEngine::Context(const std::string& namespace_id,
+                                                                  const std::string& workflow_id) {
+  const uint64_t h = StableHash(namespace_id, workflow_id);
+  Stripe& stripe = stripes_[h % kStripes];
+  std::string key = absl::StrCat(namespace_id, "/", workflow_id);
+  absl::MutexLock lock(&stripe.mu);
+  auto& ctx = stripe.contexts[key];
+  if (!ctx) ctx = std::make_shared<WorkflowContext>();
+  ++ctx->users;
+  return std::make_unique<ContextRef>(&stripe, std::move(key), ctx);
+}
+
+ShardContext& HistoryEngine::ShardFor(const std::string& namespace_id,
+                                      const std::string& workflow_id) const {
+  return *shards_.at(ShardOf(namespace_id, workflow_id));
+}
+
+std::string HistoryEngine::RunCacheKey(const v1::RunKey& run) {
+  return absl::StrCat(run.namespace_id(), "\x1f", run.workflow_id(), "\x1f", run.run_id());
+}
+
+absl::StatusOr<std::shared_ptr<CachedRun>> HistoryEngine::LoadRun(WorkflowContext* ctx,
+                                                                  ShardContext& shard,
+                                                                  const v1::RunKey& run) {
+  if (!shard.owned()) return shard.NotOwnedError();
+  const std::string key = RunCacheKey(run);
+  if (auto cached = shard.cache().Get(key)) return cached;
+  auto loaded = stores_->executions->GetMutableState(shard.id(), run);
   if (!loaded.ok()) {
     if (absl::IsNotFound(loaded.status())) {
       return WorkflowNotFound(absl::StrCat("workflow execution not found: ", run.workflow_id(),
@@ -100,16 +104,19 @@ absl::StatusOr<v1::MutableState*> HistoryEngine::LoadRun(WorkflowEntry* entry, i
     }
     return loaded.status();
   }
-  auto [pos, inserted] = entry->runs.emplace(run.run_id(), std::move(*loaded));
-  return &pos->second;
+  auto cached = std::make_shared<CachedRun>();
+  cached->state = std::move(*loaded);
+  shard.cache().Put(key, cached);
+  return cached;
 }
 
 absl::StatusOr<std::string> HistoryEngine::ResolveRunId(const std::string& namespace_id,
                                                         const std::string& workflow_id,
                                                         const std::string& run_id) {
   if (!run_id.empty()) return run_id;
-  auto current = stores_->executions->GetCurrentRun(ShardOf(namespace_id, workflow_id),
-                                                    namespace_id, workflow_id);
+  ShardContext& shard = ShardFor(namespace_id, workflow_id);
+  if (!shard.owned()) return shard.NotOwnedError();
+  auto current = stores_->executions->GetCurrentRun(shard.id(), namespace_id, workflow_id);
   if (absl::IsNotFound(current.status())) {
     return WorkflowNotFound(absl::StrCat("workflow not found for ID: ", workflow_id));
   }
@@ -118,59 +125,59 @@ absl::StatusOr<std::string> HistoryEngine::ResolveRunId(const std::string& names
 }
 
 absl::Status HistoryEngine::UpdateRun(const v1::RunKey& run, const MutationFn& fn) {
-  auto entry = Entry(run.namespace_id(), run.workflow_id());
-  absl::MutexLock lock(&entry->mu);
-  return UpdateRunLocked(entry.get(), run, fn);
+  auto ctx = Context(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&(*ctx)->mu);
+  return UpdateRunLocked(ctx->get(), run, fn);
 }
 
-absl::StatusOr<ChainContext> HistoryEngine::ChainFor(WorkflowEntry* entry,
-                                                    const v1::MutableState& ms) {
+absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, CachedRun* cached) {
   ChainContext chain;
+  const v1::MutableState& ms = cached->state;
   if (!ms.execution().has_retry_policy()) return chain;
-  const std::string& run_id = ms.execution().run_id();
-  auto it = entry->started_events.find(run_id);
-  if (it == entry->started_events.end()) {
+  if (!cached->started_event) {
     temporal::api::history::v1::History first;
-    const v1::RunKey run = MakeRun(ms.execution().namespace_id(), ms.execution().workflow_id(), run_id);
-    absl::Status st = stores_->executions->ReadHistory(
-        ShardOf(run.namespace_id(), run.workflow_id()), run, 1, 2, 1, &first);
+    const v1::RunKey run =
+        MakeRun(ms.execution().namespace_id(), ms.execution().workflow_id(), ms.execution().run_id());
+    absl::Status st = stores_->executions->ReadHistory(shard.id(), run, 1, 2, 1, &first);
     if (!st.ok()) return st;
     if (first.events_size() != 1) return absl::DataLossError("the run's first event is missing");
-    it = entry->started_events.emplace(run_id, first.events(0)).first;
+    cached->started_event = std::make_unique<HistoryEvent>(std::move(*first.mutable_events(0)));
   }
-  chain.started_event = &it->second;
+  chain.started_event = cached->started_event.get();
   chain.next_run_id = NewUuid();
   return chain;
 }
 
 absl::Status HistoryEngine::UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn) {
-  auto entry = Entry(run.namespace_id(), run.workflow_id());
-  absl::MutexLock lock(&entry->mu);
-  WorkflowEntry* e = entry.get();
-  return UpdateRunLocked(e, run, [&](v1::MutableState* ms, Effects* fx, bool* write)
-                                     ABSL_NO_THREAD_SAFETY_ANALYSIS {
-    auto chain = ChainFor(e, *ms);
-    if (!chain.ok()) return chain.status();
-    return fn(*chain, ms, fx, write);
-  });
+  auto ctx = Context(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&(*ctx)->mu);
+  return UpdateRunLocked(ctx->get(), run, nullptr, true, &fn);
 }
 
-absl::Status HistoryEngine::UpdateRunLocked(WorkflowEntry* entry, const v1::RunKey& run,
-                                            const MutationFn& fn) {
-  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
+absl::Status HistoryEngine::UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run,
+                                            const MutationFn& fn, bool with_chain,
+                                            const ChainMutationFn* chain_fn) {
+  ShardContext& shard = ShardFor(run.namespace_id(), run.workflow_id());
   constexpr int kAttempts = 4;
   absl::Status st;
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    auto current = LoadRun(entry, shard, run);
-    if (!current.ok()) return current.status();
-    v1::MutableState next = **current;
+    auto cached = LoadRun(ctx, shard, run);
+    if (!cached.ok()) return cached.status();
+    const v1::MutableState& current = (*cached)->state;
+    v1::MutableState next = current;
     const int64_t version = next.db_version();
     Effects fx;
     bool write = true;
-    st = fn(&next, &fx, &write);
+    if (with_chain) {
+      auto chain = ChainFor(shard, cached->get());
+      if (!chain.ok()) return chain.status();
+      st = (*chain_fn)(*chain, &next, &fx, &write);
+    } else {
+      st = fn(&next, &fx, &write);
+    }
     if (!st.ok() || !write) return st;
     if (!fx.events.empty()) {
-      const bool was_over_warn = HistoryOverWarnLimits(options_.limits, **current);
+      const bool was_over_warn = HistoryOverWarnLimits(options_.limits, current);
       if (EnforceHistoryLimits(options_.limits, clock_->Now(), &next, &fx)) {
         spdlog::warn("terminated {}/{}: its history passed the limits ({} events, {} bytes)",
                      run.workflow_id(), run.run_id(), next.next_event_id() - 1,
@@ -183,30 +190,25 @@ absl::Status HistoryEngine::UpdateRunLocked(WorkflowEntry* entry, const v1::RunK
     }
     WriteOptions options;
     if (fx.closed) options.current = ExecutionMutation::Current::kUpdate;
-    st = Commit(entry, shard, std::move(next), std::move(fx), options, version);
+    st = Commit(ctx, shard, *cached, std::move(next), std::move(fx), options, version);
     if (!absl::IsAborted(st)) return st;
     // Another writer moved the run on: Commit dropped the cached copy; reload and retry.
   }
   return absl::UnavailableError(absl::StrCat("workflow state kept changing: ", st.message()));
 }
 
-absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::MutableState next,
+absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
+                                   std::shared_ptr<CachedRun> cached, v1::MutableState next,
                                    Effects fx, const WriteOptions& options,
                                    int64_t expected_db_version) {
-  Shard& s = *shards_.at(shard);
   next.set_db_version(expected_db_version + 1);
-  for (auto& t : fx.transfer_tasks) {
-    t.set_shard_id(shard);
-    t.set_task_id((s.range_id << 32) | s.next_task_seq.fetch_add(1));
-  }
-  for (auto& t : fx.timer_tasks) {
-    t.set_shard_id(shard);
-    t.set_task_id((s.range_id << 32) | s.next_task_seq.fetch_add(1));
-  }
+  next.set_storage_format(1);
+  absl::Status st = shard.AssignTaskIds(&fx.transfer_tasks, &fx.timer_tasks);
+  if (!st.ok()) return st;
   ExecutionMutation m;
-  m.shard_id = shard;
-  m.range_id = s.range_id;
+  m.shard_id = shard.id();
   m.state = &next;
+  m.base = cached ? &cached->state : nullptr;  // what the store holds: write only the changes
   m.create = options.create;
   m.expected_db_version = expected_db_version;
   m.events.reserve(fx.events.size());
@@ -216,50 +218,74 @@ absl::Status HistoryEngine::Commit(WorkflowEntry* entry, int32_t shard, v1::Muta
   m.current = options.current;
   m.previous_run_id = options.previous_run_id;
   m.write_visibility = options.create || fx.closed;
+  if (!options.request_id.empty()) {
+    m.request_ids.push_back({options.request_id, next.execution().run_id(),
+                             clock_->Now() + kRequestIdRetention});
+  }
   if (fx.new_run.has_value()) {
     fx.new_run->state.set_db_version(1);
+    fx.new_run->state.set_storage_format(1);
     m.new_run_state = &fx.new_run->state;
     for (const auto& e : fx.new_run->events) m.new_run_events.push_back(&e);
   }
   const std::string run_id = next.execution().run_id();
-  absl::Status st = stores_->executions->Apply(m);
+  const std::string key = RunCacheKey(MakeRun(next.execution().namespace_id(),
+                                              next.execution().workflow_id(), run_id));
+  st = shard.Fenced([&](int64_t range_id) {
+    m.range_id = range_id;
+    return stores_->executions->Apply(m);
+  });
+  const ShardContext::Outcome outcome = ShardContext::OutcomeOf(st);
+  std::vector<v1::TransferTask> run_transfer;
+  std::vector<v1::TimerTask> run_timers;
+  shard.Resolve(outcome, fx.transfer_tasks, fx.timer_tasks, &run_transfer, &run_timers);
   if (!st.ok()) {
-    // The outcome may be unknown (a lost connection at commit): read the run afresh.
-    entry->runs.erase(run_id);
+    // Read the run afresh next time: the store may hold this write or not.
+    shard.cache().Erase(key);
+    if (outcome == ShardContext::Outcome::kUnknown) {
+      return absl::UnavailableError(
+          absl::StrCat("the outcome of the write is unknown, retry: ", st.message()));
+    }
     return st;
   }
   const bool wake = !fx.events.empty() || fx.closed;
-  RememberScheduledEvents(entry, run_id, fx, !IsRunning(next));
-  entry->runs[run_id] = std::move(next);
+  if (!cached) cached = std::make_shared<CachedRun>();
+  RememberScheduledEvents(cached.get(), fx, !IsRunning(next));
+  cached->state = std::move(next);
+  shard.cache().Put(key, std::move(cached));
   if (fx.new_run.has_value()) {
-    entry->runs[fx.new_run->state.execution().run_id()] = std::move(fx.new_run->state);
+    const auto& info = fx.new_run->state.execution();
+    auto successor = std::make_shared<CachedRun>();
+    successor->state = std::move(fx.new_run->state);
+    shard.cache().Put(RunCacheKey(MakeRun(info.namespace_id(), info.workflow_id(), info.run_id())),
+                      std::move(successor));
   }
-  if (wake) {
-    auto it = entry->waiters.find(run_id);
-    if (it != entry->waiters.end()) {
-      for (auto& w : it->second) {
-        if (!w->fired.exchange(true)) executor_->Post(w->wake);
-      }
-      entry->waiters.erase(it);
-    }
-  }
-  for (auto& t : fx.transfer_tasks) DispatchTransfer(std::move(t));
-  for (auto& t : fx.timer_tasks) EnqueueTimer(t);
+  if (wake) WakeWaiters(ctx, run_id);
+  RunReleased(std::move(run_transfer), std::move(run_timers));
   return absl::OkStatus();
 }
 
-void HistoryEngine::RememberScheduledEvents(WorkflowEntry* entry, const std::string& run_id,
-                                            const Effects& fx, bool closed) {
+void HistoryEngine::WakeWaiters(WorkflowContext* ctx, const std::string& run_id) {
+  auto it = ctx->runs.find(run_id);
+  if (it == ctx->runs.end()) return;
+  for (auto& w : it->second.waiters) {
+    if (!w->fired.exchange(true)) executor_->Post(w->wake);
+  }
+  ctx->waiting -= static_cast<int>(it->second.waiters.size());
+  ctx->runs.erase(it);
+}
+
+void HistoryEngine::RememberScheduledEvents(CachedRun* cached, const Effects& fx, bool closed) {
   if (closed) {
-    entry->scheduled_events.erase(run_id);
-    entry->started_events.erase(run_id);
+    cached->scheduled_events.clear();
+    cached->started_event.reset();
     return;
   }
   for (const HistoryEvent& e : fx.events) {
     int64_t done = 0;
     switch (e.event_type()) {
       case enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-        if (e.ByteSizeLong() <= kCachedEventLimit) entry->scheduled_events[run_id][e.event_id()] = e;
+        if (e.ByteSizeLong() <= kCachedEventLimit) cached->scheduled_events[e.event_id()] = e;
         continue;
       case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
         done = e.activity_task_completed_event_attributes().scheduled_event_id();
@@ -276,14 +302,12 @@ void HistoryEngine::RememberScheduledEvents(WorkflowEntry* entry, const std::str
       default:
         continue;
     }
-    if (auto it = entry->scheduled_events.find(run_id); it != entry->scheduled_events.end()) {
-      it->second.erase(done);
-    }
+    cached->scheduled_events.erase(done);
   }
 }
 
 absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
-    WorkflowEntry* entry, int32_t shard, const std::string& namespace_id,
+    WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
     const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id) {
   v1::MutableState ms;
   Effects fx;
@@ -296,8 +320,9 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
   options.create = true;
   options.current = ExecutionMutation::Current::kCreate;
   options.previous_run_id = previous_run_id;
+  options.request_id = request.request_id();
   v1::MutableState copy = ms;
-  absl::Status st = Commit(entry, shard, std::move(ms), std::move(fx), options, 0);
+  absl::Status st = Commit(ctx, shard, nullptr, std::move(ms), std::move(fx), options, 0);
   if (!st.ok()) return st;
   return copy;
 }
@@ -305,12 +330,25 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
 absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflowExecution(
     const std::string& namespace_id, const wsv1::StartWorkflowExecutionRequest& request) {
   const std::string& wid = request.workflow_id();
-  const int32_t shard = ShardOf(namespace_id, wid);
-  auto entry = Entry(namespace_id, wid);
-  absl::MutexLock lock(&entry->mu);
+  ShardContext& shard = ShardFor(namespace_id, wid);
+  auto ctx = Context(namespace_id, wid);
+  absl::MutexLock lock(&(*ctx)->mu);
   for (int attempt = 0; attempt < 3; ++attempt) {
+    if (!shard.owned()) return shard.NotOwnedError();
+    if (!request.request_id().empty()) {
+      // A retried start (same request id) answers with the run the first one started.
+      auto applied = stores_->executions->FindRequestId(shard.id(), namespace_id, wid,
+                                                        request.request_id(), clock_->Now());
+      if (!applied.ok()) return applied.status();
+      if (applied->has_value()) {
+        wsv1::StartWorkflowExecutionResponse resp;
+        resp.set_run_id(**applied);
+        resp.set_started(true);
+        return resp;
+      }
+    }
     std::string previous_run_id;
-    auto current = stores_->executions->GetCurrentRun(shard, namespace_id, wid);
+    auto current = stores_->executions->GetCurrentRun(shard.id(), namespace_id, wid);
     if (current.ok()) {
       wsv1::StartWorkflowExecutionResponse resp;
       if (current->create_request_id == request.request_id()) {
@@ -339,7 +377,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
         }
         const absl::Time now = clock_->Now();
         absl::Status st = UpdateRunLocked(
-            entry.get(), MakeRun(namespace_id, wid, current->run_id),
+            ctx->get(), MakeRun(namespace_id, wid, current->run_id),
             [&](v1::MutableState* ms, Effects* fx, bool* write) {
               TerminateWorkflow("terminated by a new start under the conflict policy", {},
                                 request.identity(), now, ms, fx);
@@ -367,7 +405,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
     } else if (!absl::IsNotFound(current.status())) {
       return current.status();
     }
-    auto created = CreateRunLocked(entry.get(), shard, namespace_id, request, previous_run_id);
+    auto created = CreateRunLocked(ctx->get(), shard, namespace_id, request, previous_run_id);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();
     wsv1::StartWorkflowExecutionResponse resp;
@@ -454,9 +492,9 @@ absl::StatusOr<wsv1::PollActivityTaskQueueResponse> HistoryEngine::RecordActivit
   HistoryEvent scheduled_event;
   bool cached = false;
   {
-    auto entry = Entry(run.namespace_id(), run.workflow_id());
-    absl::MutexLock lock(&entry->mu);
-    absl::Status st = UpdateRunLocked(entry.get(), run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
+    auto ctx = Context(run.namespace_id(), run.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    absl::Status st = UpdateRunLocked(ctx->get(), run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
       auto r = history::RecordActivityTaskStarted(request.task.scheduled_event_id(),
                                                   request.task.stamp(), request.poll_request_id,
                                                   request.identity, now, ms, fx);
@@ -467,8 +505,9 @@ absl::StatusOr<wsv1::PollActivityTaskQueueResponse> HistoryEngine::RecordActivit
       return absl::OkStatus();
     });
     if (!st.ok()) return st;
-    if (auto runs = entry->scheduled_events.find(run.run_id()); runs != entry->scheduled_events.end()) {
-      if (auto it = runs->second.find(ai.scheduled_event_id()); it != runs->second.end()) {
+    if (auto entry = ShardFor(run.namespace_id(), run.workflow_id()).cache().Get(RunCacheKey(run))) {
+      if (auto it = entry->scheduled_events.find(ai.scheduled_event_id());
+          it != entry->scheduled_events.end()) {
         scheduled_event = it->second;
         cached = true;
       }
@@ -599,18 +638,29 @@ absl::StatusOr<bool> HistoryEngine::RecordActivityTaskHeartbeat(
   // A heartbeat writes one small row, not the run's state: the cached state takes the
   // details in memory, and the next state write (or a reload) carries them.
   const v1::RunKey run = RunOfToken(token);
-  const int32_t shard = ShardOf(run.namespace_id(), run.workflow_id());
+  ShardContext& shard = ShardFor(run.namespace_id(), run.workflow_id());
   const absl::Time now = clock_->Now();
-  auto entry = Entry(run.namespace_id(), run.workflow_id());
-  absl::MutexLock lock(&entry->mu);
-  auto ms = LoadRun(entry.get(), shard, run);
-  if (!ms.ok()) return ms.status();
-  auto ai = FindStartedActivity(token, *ms);
+  auto ctx = Context(run.namespace_id(), run.workflow_id());
+  absl::MutexLock lock(&(*ctx)->mu);
+  auto cached = LoadRun(ctx->get(), shard, run);
+  if (!cached.ok()) return cached.status();
+  v1::MutableState* ms = &(*cached)->state;
+  auto ai = FindStartedActivity(token, ms);
   if (!ai.ok()) return ai.status();
-  absl::Status st = stores_->executions->RecordHeartbeat(shard, run, token.scheduled_event_id(),
-                                                         now, request.details());
-  if (!st.ok()) return st;
-  return HeartbeatActivity(token.scheduled_event_id(), request.details(), now, *ms);
+  absl::Status st = shard.Fenced([&](int64_t range_id) {
+    return stores_->executions->RecordHeartbeat(shard.id(), range_id, run,
+                                                token.scheduled_event_id(), now, request.details());
+  });
+  if (!st.ok()) {
+    // Whether the row was written is not known: the cached details may be ahead of the store.
+    shard.cache().Erase(RunCacheKey(run));
+    if (ShardContext::OutcomeOf(st) == ShardContext::Outcome::kUnknown) {
+      return absl::UnavailableError(
+          absl::StrCat("the outcome of the heartbeat is unknown, retry: ", st.message()));
+    }
+    return st;
+  }
+  return HeartbeatActivity(token.scheduled_event_id(), request.details(), now, ms);
 }
 
 absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string& namespace_id,
@@ -619,13 +669,14 @@ absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string
                                                                const std::string& activity_id) {
   auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
   if (!resolved.ok()) return resolved.status();
-  auto entry = Entry(namespace_id, workflow_id);
-  absl::MutexLock lock(&entry->mu);
-  auto ms = LoadRun(entry.get(), ShardOf(namespace_id, workflow_id),
-                    MakeRun(namespace_id, workflow_id, *resolved));
-  if (!ms.ok()) return ms.status();
-  if (!IsRunning(**ms)) return WorkflowNotFound("workflow execution already completed");
-  for (const auto& [sched, ai] : (*ms)->activities()) {
+  auto ctx = Context(namespace_id, workflow_id);
+  absl::MutexLock lock(&(*ctx)->mu);
+  auto cached = LoadRun(ctx->get(), ShardFor(namespace_id, workflow_id),
+                        MakeRun(namespace_id, workflow_id, *resolved));
+  if (!cached.ok()) return cached.status();
+  const v1::MutableState& ms = (*cached)->state;
+  if (!IsRunning(ms)) return WorkflowNotFound("workflow execution already completed");
+  for (const auto& [sched, ai] : ms.activities()) {
     if (ai.activity_id() != activity_id) continue;
     if (!ai.has_started_time()) {
       return WorkflowNotFound(absl::StrCat("activity ", activity_id, " is not started"));
@@ -686,11 +737,11 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *run_id);
   v1::MutableState ms;
   {
-    auto entry = Entry(namespace_id, exec.workflow_id());
-    absl::MutexLock lock(&entry->mu);
-    auto loaded = LoadRun(entry.get(), ShardOf(namespace_id, exec.workflow_id()), run);
+    auto ctx = Context(namespace_id, exec.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    auto loaded = LoadRun(ctx->get(), ShardFor(namespace_id, exec.workflow_id()), run);
     if (!loaded.ok()) return loaded.status();
-    ms = **loaded;
+    ms = (*loaded)->state;
   }
   const v1::ExecutionInfo& info = ms.execution();
   wsv1::DescribeWorkflowExecutionResponse resp;
@@ -770,22 +821,26 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
     return;
   }
   const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *resolved);
-  const int32_t shard = ShardOf(namespace_id, exec.workflow_id());
+  ShardContext& shard = ShardFor(namespace_id, exec.workflow_id());
   const bool close_only =
       request.history_event_filter_type() == enums::HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
   const int64_t first = token.next_event_id() > 0 ? token.next_event_id() : 1;
 
-  v1::MutableState ms;
+  // What the answer needs of the state, copied under the lock.
+  int64_t next_event_id = 0;
+  bool running = false;
+  HistoryEvent close_event;
   {
-    auto entry = Entry(namespace_id, exec.workflow_id());
-    absl::MutexLock lock(&entry->mu);
-    auto loaded = LoadRun(entry.get(), shard, run);
+    auto ctx = Context(namespace_id, exec.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    auto loaded = LoadRun(ctx->get(), shard, run);
     if (!loaded.ok()) {
       (*done)(loaded.status());
       return;
     }
-    const bool closed = !IsRunning(**loaded);
-    const bool ready = close_only ? closed : ((*loaded)->next_event_id() > first || closed);
+    const v1::MutableState& state = (*loaded)->state;
+    const bool closed = !IsRunning(state);
+    const bool ready = close_only ? closed : (state.next_event_id() > first || closed);
     if (request.wait_new_event() && !ready) {
       if (clock_->Now() >= deadline) {
         wsv1::GetWorkflowExecutionHistoryResponse resp;
@@ -796,40 +851,44 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
         (*done)(std::move(resp));
         return;
       }
-      // Park until a commit on this run, or until just before the deadline, then answer.
+      // Park in the run's context until a commit on this run, or until the deadline, then
+      // answer. The context outlives any cache eviction while the waiter is in it.
       auto waiter = std::make_shared<Waiter>();
       auto req = std::make_shared<wsv1::GetWorkflowExecutionHistoryRequest>(request);
       req->mutable_execution()->set_run_id(run.run_id());
-      std::weak_ptr<Waiter> weak = waiter;
       waiter->wake = [this, namespace_id, req, deadline, done] {
         ReadHistory(namespace_id, *req, deadline, done);
       };
-      entry->waiters[run.run_id()].push_back(waiter);
-      deadlines_->Schedule(deadline, [this, weak, namespace_id, req, done] {
-        auto w = weak.lock();
-        if (!w || w->fired.exchange(true)) return;
-        executor_->Post([this, namespace_id, req, done] {
+      (*ctx)->runs[run.run_id()].waiters.push_back(waiter);
+      ++(*ctx)->waiting;
+      deadlines_->Schedule(deadline, [this, waiter, namespace_id, req, done] {
+        if (waiter->fired.exchange(true)) return;
+        executor_->Post([this, waiter, namespace_id, req, done] {
+          RemoveWaiter(namespace_id, req->execution().workflow_id(), req->execution().run_id(),
+                       waiter);
           // The deadline passed: answer with nothing new and a token to poll again.
           ReadHistory(namespace_id, *req, absl::InfinitePast(), done);
         });
       });
       return;
     }
-    ms = **loaded;
+    next_event_id = state.next_event_id();
+    running = !closed;
+    if (state.has_close_event()) close_event = state.close_event();
   }
 
   wsv1::GetWorkflowExecutionHistoryResponse resp;
   if (close_only) {
-    if (ms.has_close_event()) *resp.mutable_history()->add_events() = ms.close_event();
+    if (!running) *resp.mutable_history()->add_events() = std::move(close_event);
     (*done)(std::move(resp));
     return;
   }
-  const int64_t last = token.last_event_id() > 0 ? token.last_event_id() : ms.next_event_id() - 1;
+  const int64_t last = token.last_event_id() > 0 ? token.last_event_id() : next_event_id - 1;
   const int page = request.maximum_page_size() > 0
                        ? std::min(request.maximum_page_size(), 10 * options_.history_page_size)
                        : options_.history_page_size;
   absl::Status st =
-      stores_->executions->ReadHistory(shard, run, first, last + 1, page, resp.mutable_history());
+      stores_->executions->ReadHistory(shard.id(), run, first, last + 1, page, resp.mutable_history());
   if (!st.ok()) {
     (*done)(st);
     return;
@@ -841,7 +900,7 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
     next.set_next_event_id(read_up_to + 1);
     next.set_last_event_id(last);
     resp.set_next_page_token(next.SerializeAsString());
-  } else if (request.wait_new_event() && IsRunning(ms)) {
+  } else if (request.wait_new_event() && running) {
     // Following a running history: the next call waits for events after these.
     v1::HistoryPageToken next;
     next.set_run_id(run.run_id());
@@ -849,6 +908,20 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
     resp.set_next_page_token(next.SerializeAsString());
   }
   (*done)(std::move(resp));
+}
+
+void HistoryEngine::RemoveWaiter(const std::string& namespace_id, const std::string& workflow_id,
+                                 const std::string& run_id, const std::shared_ptr<Waiter>& waiter) {
+  auto ctx = Context(namespace_id, workflow_id);
+  absl::MutexLock lock(&(*ctx)->mu);
+  auto it = (*ctx)->runs.find(run_id);
+  if (it == (*ctx)->runs.end()) return;  // a commit woke the run's waiters meanwhile
+  auto& waiters = it->second.waiters;
+  auto pos = std::find(waiters.begin(), waiters.end(), waiter);
+  if (pos == waiters.end()) return;
+  waiters.erase(pos);
+  --(*ctx)->waiting;
+  if (waiters.empty()) (*ctx)->runs.erase(it);
 }
 
 }  // namespace almanac::history

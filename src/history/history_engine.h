@@ -2,16 +2,23 @@
 
 // HistoryEngine: the in-process HistoryClient. Owns every run's mutable state and history.
 //
-// Concurrency: mutations of one workflow id are serialized by that id's entry mutex (held
-// across the store write, so a run's transactions never interleave); different ids proceed
-// in parallel. There is no engine-wide lock on the request path: the entry map is split
-// into stripes, each with its own mutex, held only to find or insert an entry.
+// Shards: each owned shard has a ShardContext (shard_context.h) holding its lease, the
+// fencing of its writes, its task ids, its run cache and its queues' ack levels. A shard
+// that another node takes is unloaded: its runs answer kUnavailable from then on.
+//
+// Concurrency: mutations of one workflow id are serialized by that id's WorkflowContext
+// mutex (held across the store write, so a run's transactions never interleave); different
+// ids proceed in parallel. There is no engine-wide lock on the request path: the context
+// map is split into stripes, each with its own mutex, held only to find, insert or drop a
+// context. A context lives while a request uses it or something waits on one of its runs
+// (RunContext), so a waiter is never dropped; the run states themselves live in the shard's
+// LRU cache, which can evict them at any time.
 //
 // Each mutation runs the pure state machine on a copy of the cached state and writes the
 // events, the state (conditioned on db_version) and the tasks in one transaction. The cache
-// is updated only after the commit; on a version conflict the entry is reloaded and the
-// mutation retried. Tasks go to the in-memory queue processors right after the commit; the
-// processors also read back what is pending in the store when the engine starts.
+// is updated only after the commit; on a version conflict the run is reloaded and the
+// mutation retried; on an unknown outcome it is reloaded on next use and the shard's queues
+// are rescanned. Tasks go to the in-memory queue processors right after the commit.
 
 #include <atomic>
 #include <functional>
@@ -28,6 +35,8 @@
 #include "common/executor.h"
 #include "common/namespace_registry.h"
 #include "history/history_client.h"
+#include "history/run_cache.h"
+#include "history/shard_context.h"
 #include "history/state_machine.h"
 #include "matching/matching_client.h"
 #include "persistence/stores.h"
@@ -36,9 +45,15 @@ namespace almanac::history {
 
 struct HistoryOptions {
   int num_shards = 4;
-  int cache_capacity = 100000;    // workflow ids whose state stays cached
+  size_t cache_entries = 100000;           // runs whose state stays cached, over all shards
+  size_t cache_bytes = size_t{1} << 30;    // their memory bound, over all shards
   int history_page_size = 256;    // events per page when the request names none
   absl::Duration timer_window = absl::Minutes(5);  // timers kept in memory ahead of now
+  absl::Duration lease_renew_interval = absl::Seconds(5);
+  absl::Duration ack_flush_interval = absl::Seconds(1);
+  absl::Duration rescan_interval = absl::Seconds(30);  // a full rescan of each shard's queues
+  std::string owner;                       // this node's name in the shard leases
+  int64_t max_task_sequence = (int64_t{1} << 32) - 1;  // lowered only by tests
   Limits limits;
 };
 
@@ -90,6 +105,8 @@ class HistoryEngine final : public HistoryClient {
                                    absl::Time deadline, HistoryCallback done) override;
 
   int32_t ShardOf(const std::string& namespace_id, const std::string& workflow_id) const;
+  // The context of an owned shard, for tests and benchmarks. Valid between Start and Stop.
+  ShardContext* shard(int32_t shard_id) const { return shards_.at(shard_id).get(); }
 
  private:
   // A long poll on one run's history, woken by the commit that makes its answer ready.
@@ -98,41 +115,56 @@ class HistoryEngine final : public HistoryClient {
     std::function<void()> wake;
   };
 
-  // The cached runs of one workflow id, and the lock that serializes their mutations.
-  struct WorkflowEntry {
+  // What waits on one run. Never evicted while it holds anything.
+  struct RunContext {
+    std::vector<std::shared_ptr<Waiter>> waiters;
+  };
+
+  // One workflow id: the lock that serializes mutations of its runs, and their contexts.
+  struct WorkflowContext {
     absl::Mutex mu;
-    absl::flat_hash_map<std::string, v1::MutableState> runs ABSL_GUARDED_BY(mu);
-    absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Waiter>>> waiters
-        ABSL_GUARDED_BY(mu);
-    // First events of runs that may start a successor, read once per cached run.
-    absl::flat_hash_map<std::string, HistoryEvent> started_events ABSL_GUARDED_BY(mu);
-    // ActivityTaskScheduled events of pending activities (small ones only), by run and
-    // scheduled event id, so that starting an attempt need not read them back.
-    absl::flat_hash_map<std::string, absl::flat_hash_map<int64_t, HistoryEvent>> scheduled_events
-        ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, RunContext> runs ABSL_GUARDED_BY(mu);
+    // Parked waiters over all runs; the context is dropped only when none remain.
+    std::atomic<int> waiting{0};
+    int users = 0;  // references held (ContextRef); guarded by the stripe's mutex
+  };
+
+  struct Stripe {
+    absl::Mutex mu;
+    absl::flat_hash_map<std::string, std::shared_ptr<WorkflowContext>> contexts ABSL_GUARDED_BY(mu);
+  };
+
+  // A reference to a workflow id's context; the context is dropped when the last reference
+  // goes and nothing waits.
+  class ContextRef {
+   public:
+    ContextRef(Stripe* stripe, std::string key, std::shared_ptr<WorkflowContext> ctx)
+        : stripe_(stripe), key_(std::move(key)), ctx_(std::move(ctx)) {}
+    ContextRef(const ContextRef&) = delete;
+    ContextRef& operator=(const ContextRef&) = delete;
+    ~ContextRef();
+    WorkflowContext* get() const { return ctx_.get(); }
+    WorkflowContext* operator->() const { return ctx_.get(); }
+
+   private:
+    Stripe* stripe_;
+    std::string key_;
+    std::shared_ptr<WorkflowContext> ctx_;
   };
 
   // The largest ActivityTaskScheduled event kept in memory.
   static constexpr size_t kCachedEventLimit = 16 * 1024;
-
-  struct Stripe {
-    absl::Mutex mu;
-    absl::flat_hash_map<std::string, std::shared_ptr<WorkflowEntry>> entries ABSL_GUARDED_BY(mu);
-  };
-
-  struct Shard {
-    int64_t range_id = 0;
-    std::atomic<int64_t> next_task_seq{1};
-    absl::Mutex timer_mu;
-    absl::Time timer_window_end ABSL_GUARDED_BY(timer_mu);
-  };
 
   // How a mutation changes the current-run pointer and visibility.
   struct WriteOptions {
     bool create = false;
     persistence::ExecutionMutation::Current current = persistence::ExecutionMutation::Current::kNone;
     std::string previous_run_id;
+    std::string request_id;  // remembered for de-duplication (kRequestIdRetention)
   };
+
+  // How long a start's request id is remembered for de-duplication.
+  static constexpr absl::Duration kRequestIdRetention = absl::Hours(24);
 
   // A mutation: edits the state copy and fills the effects. Returns an error to abort
   // without writing; sets *write to false when nothing changed.
@@ -141,59 +173,68 @@ class HistoryEngine final : public HistoryClient {
   using ChainMutationFn =
       std::function<absl::Status(const ChainContext&, v1::MutableState*, Effects*, bool* write)>;
 
-  // Keeps the entry's cache of scheduled events in step with a committed mutation.
-  static void RememberScheduledEvents(WorkflowEntry* entry, const std::string& run_id,
-                                      const Effects& fx, bool closed)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
-  std::shared_ptr<WorkflowEntry> Entry(const std::string& namespace_id,
-                                       const std::string& workflow_id);
-  // Returns the cached state of the run, loading it if needed.
-  absl::StatusOr<v1::MutableState*> LoadRun(WorkflowEntry* entry, int32_t shard,
-                                            const v1::RunKey& run)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  static std::string RunCacheKey(const v1::RunKey& run);
+  // Keeps the cached run's scheduled events in step with a committed mutation.
+  static void RememberScheduledEvents(CachedRun* cached, const Effects& fx, bool closed);
+  std::unique_ptr<ContextRef> Context(const std::string& namespace_id,
+                                      const std::string& workflow_id);
+  ShardContext& ShardFor(const std::string& namespace_id, const std::string& workflow_id) const;
+  // Returns the cached run, loading it if needed. kUnavailable when the shard is not ours.
+  absl::StatusOr<std::shared_ptr<CachedRun>> LoadRun(WorkflowContext* ctx, ShardContext& shard,
+                                                     const v1::RunKey& run)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Resolves an empty run id to the workflow id's current run.
   absl::StatusOr<std::string> ResolveRunId(const std::string& namespace_id,
                                            const std::string& workflow_id,
                                            const std::string& run_id);
   // What a mutation that may close the run needs to start its successor. Reads the run's
   // first event only when the run has a retry policy.
-  absl::StatusOr<ChainContext> ChainFor(WorkflowEntry* entry, const v1::MutableState& ms)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
-  // Runs `fn` on the run under its entry lock and commits what it produced.
+  absl::StatusOr<ChainContext> ChainFor(ShardContext& shard, CachedRun* cached)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  // Runs `fn` on the run under its workflow lock and commits what it produced.
   absl::Status UpdateRun(const v1::RunKey& run, const MutationFn& fn);
   absl::Status UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn);
-  absl::Status UpdateRunLocked(WorkflowEntry* entry, const v1::RunKey& run, const MutationFn& fn)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  absl::Status UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run, const MutationFn& fn,
+                               bool with_chain = false, const ChainMutationFn* chain_fn = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Writes a new or changed state with its effects in one transaction, then updates the
-  // cache, wakes waiters and hands the tasks to the queue processors.
-  absl::Status Commit(WorkflowEntry* entry, int32_t shard, v1::MutableState next, Effects fx,
-                      const WriteOptions& options, int64_t expected_db_version)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+  // cache, wakes waiters and hands the tasks to the queue processors. `cached` is the run's
+  // cache entry (null for a new run).
+  absl::Status Commit(WorkflowContext* ctx, ShardContext& shard, std::shared_ptr<CachedRun> cached,
+                      v1::MutableState next, Effects fx, const WriteOptions& options,
+                      int64_t expected_db_version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Wakes what waits on the run.
+  void WakeWaiters(WorkflowContext* ctx, const std::string& run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
 
-  absl::StatusOr<v1::MutableState> CreateRunLocked(WorkflowEntry* entry, int32_t shard,
+  absl::StatusOr<v1::MutableState> CreateRunLocked(WorkflowContext* ctx, ShardContext& shard,
                                                    const std::string& namespace_id,
                                                    const wsv1::StartWorkflowExecutionRequest& request,
                                                    const std::string& previous_run_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(entry->mu);
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
 
   // History reads and long polls.
   void ReadHistory(const std::string& namespace_id,
                    const wsv1::GetWorkflowExecutionHistoryRequest& request, absl::Time deadline,
                    std::shared_ptr<HistoryCallback> done);
+  // Drops a long poll whose deadline passed from its run's context.
+  void RemoveWaiter(const std::string& namespace_id, const std::string& workflow_id,
+                    const std::string& run_id, const std::shared_ptr<Waiter>& waiter);
 
   // Queue processors (queues.cc).
   void DispatchTransfer(v1::TransferTask task);
   void ProcessTransfer(const v1::TransferTask& task);
-  void EnqueueTimer(const v1::TimerTask& task);
+  void ScheduleTimer(const v1::TimerTask& task);
   void ProcessTimer(const v1::TimerTask& task);
-  void PageTimers(int32_t shard_id);
   void RetryLater(std::function<void()> fn);
-  // Records a handled task for deletion. Deletions are batched into one transaction every
-  // kAckInterval: a deletion lost in a crash only means the task runs again, idempotently.
-  void Ack(const v1::TransferTask& task);
-  void Ack(const v1::TimerTask& task);
-  void FlushAcks();
-  absl::Status RecoverShard(int32_t shard_id);
+  // A shard's periodic work: lease renewal, ack flushes, rescans and timer paging. Runs
+  // every kTickInterval until the shard is lost or the engine stops.
+  void ShardTick(int32_t shard_id);
+  // Reads back a shard's pending tasks: transfer tasks above its ack level and timers in
+  // its window (a full rescan), or only the timers of the window's next stretch.
+  absl::Status ScanShard(ShardContext& shard, bool full);
+  // Runs the tasks a committed write released.
+  void RunReleased(std::vector<v1::TransferTask> transfer, std::vector<v1::TimerTask> timers);
 
   persistence::Stores* const stores_;
   NamespaceRegistry* const namespaces_;
@@ -205,10 +246,15 @@ class HistoryEngine final : public HistoryClient {
 
   static constexpr int kStripes = 64;
   Stripe stripes_[kStripes];
-  std::vector<std::unique_ptr<Shard>> shards_;
-  absl::Mutex ack_mu_;
-  persistence::ExecutionStore::CompletedTasks acks_ ABSL_GUARDED_BY(ack_mu_);
-  bool ack_flush_scheduled_ ABSL_GUARDED_BY(ack_mu_) = false;
+  std::vector<std::unique_ptr<ShardContext>> shards_;
+  // Per shard: when the lease was last renewed and the queues last fully rescanned.
+  struct ShardClock {
+    absl::Time last_renew;
+    absl::Time last_flush;
+    absl::Time last_full_scan;
+    absl::Time last_request_id_sweep;
+  };
+  std::vector<ShardClock> shard_clocks_;  // touched only by the shard's tick
   std::atomic<bool> stopping_{false};
 };
 

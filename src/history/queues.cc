@@ -1,14 +1,15 @@
 // The history queue processors: transfer tasks (do now) and timer tasks (do at time T).
 //
-// Both are written in the transaction that causes them. After the commit they go straight
-// to these processors; on start, what is pending is read back from the store. Each runs at
-// least once, and each handler checks the run's state before acting, so a repeat is
-// harmless. A task is deleted from the store once handled.
-//
-// Timers: the processor keeps in memory only the timers due before the shard's window end,
-// and pages the next window in from the store shortly before it is reached. The window end
-// moves before the page is read, so a timer committed meanwhile is either enqueued by its
-// commit or found by the read (possibly both: handlers are idempotent).
+// Both are written in the transaction that causes them. After the commit, the tasks that
+// commit released go straight to these processors. Each shard's ShardContext tracks every
+// task from the moment its id is assigned; a handled task is marked done there, and a
+// periodic tick persists the ack levels with a range delete. The tick also renews the
+// shard's lease, rescans the store (on a period, and soon after any write whose outcome is
+// unknown) and pages timers in: the processor keeps in memory only the timers due before
+// the shard's window end. Each task runs at least once, and each handler checks the run's
+// state before acting, so a repeat is harmless.
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "history/history_engine.h"
@@ -19,54 +20,117 @@ namespace almanac::history {
 namespace enums = temporal::api::enums::v1;
 
 namespace {
-constexpr int kPageSize = 1000;
 constexpr absl::Duration kRetryDelay = absl::Seconds(1);
-constexpr absl::Duration kAckInterval = absl::Milliseconds(50);
+// How often each shard's tick runs: it also bounds how long a write of unknown outcome
+// waits for the rescan that settles it.
+constexpr absl::Duration kTickInterval = absl::Milliseconds(200);
+constexpr absl::Duration kRequestIdSweepInterval = absl::Minutes(10);
 }  // namespace
 
 absl::Status HistoryEngine::Start() {
   if (matching_ == nullptr) return absl::FailedPreconditionError("matching is not wired");
-  shards_.clear();
-  for (int i = 0; i < options_.num_shards; ++i) {
-    auto range = stores_->shards->AcquireShard(i);
-    if (!range.ok()) return range.status();
-    auto shard = std::make_unique<Shard>();
-    shard->range_id = *range;
-    shards_.push_back(std::move(shard));
+  // Resumable: a start that failed on a transient store error is called again, and goes
+  // on from the first shard it has not loaded and scanned.
+  ShardOptions shard_options;
+  const size_t n = static_cast<size_t>(options_.num_shards);
+  shard_options.cache_entries = std::max<size_t>(1, options_.cache_entries / n);
+  shard_options.cache_bytes = std::max<size_t>(1, options_.cache_bytes / n);
+  shard_options.max_task_sequence = options_.max_task_sequence;
+  const absl::Time now = clock_->Now();
+  while (shards_.size() < n) {
+    const int32_t id = static_cast<int32_t>(shards_.size());
+    auto lease = stores_->shards->AcquireShard(id, options_.owner);
+    if (!lease.ok()) return lease.status();
+    shards_.push_back(
+        std::make_unique<ShardContext>(id, options_.owner, stores_, *lease, shard_options));
+    shard_clocks_.push_back({now, now, absl::InfinitePast(), now});
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (shard_clocks_[i].last_full_scan != absl::InfinitePast()) continue;
+    absl::Status st = ScanShard(*shards_[i], /*full=*/true);
+    if (!st.ok()) return st;
+    shard_clocks_[i].last_full_scan = now;
   }
   for (int i = 0; i < options_.num_shards; ++i) {
-    absl::Status st = RecoverShard(i);
-    if (!st.ok()) return st;
+    deadlines_->Schedule(now + kTickInterval,
+                         [this, i] { executor_->Post([this, i] { ShardTick(i); }); });
   }
   return absl::OkStatus();
 }
 
 void HistoryEngine::Stop() {
   if (stopping_.exchange(true)) return;
-  FlushAcks();  // best effort: what is not deleted runs again after the next start
+  // Best effort: what is not acknowledged runs again after the next start.
+  for (auto& shard : shards_) {
+    if (shard->owned()) shard->FlushAcks().IgnoreError();
+  }
 }
 
-absl::Status HistoryEngine::RecoverShard(int32_t shard_id) {
-  int64_t after = 0;
-  int recovered = 0;
-  for (;;) {
-    auto tasks = stores_->executions->ListTransferTasks(shard_id, after, kPageSize);
-    if (!tasks.ok()) return tasks.status();
-    for (auto& t : *tasks) {
-      after = t.task_id();
-      DispatchTransfer(std::move(t));
-      ++recovered;
-    }
-    if (static_cast<int>(tasks->size()) < kPageSize) break;
+absl::Status HistoryEngine::ScanShard(ShardContext& shard, bool full) {
+  std::vector<v1::TransferTask> transfer;
+  if (full) {
+    auto found = shard.RescanTransfer();
+    if (!found.ok()) return found.status();
+    transfer = std::move(*found);
   }
-  Shard& shard = *shards_[shard_id];
-  {
-    absl::MutexLock lock(&shard.timer_mu);
-    shard.timer_window_end = absl::InfinitePast();
+  auto timers = shard.ReadTimers(full, clock_->Now() + options_.timer_window);
+  if (!timers.ok()) return timers.status();
+  if (!transfer.empty() || !timers->empty()) {
+    spdlog::debug("shard {}: {} transfer and {} timer tasks read back from the store", shard.id(),
+                  transfer.size(), timers->size());
   }
-  PageTimers(shard_id);
-  if (recovered > 0) spdlog::info("shard {}: recovered {} transfer tasks", shard_id, recovered);
+  RunReleased(std::move(transfer), std::move(*timers));
   return absl::OkStatus();
+}
+
+void HistoryEngine::ShardTick(int32_t shard_id) {
+  if (stopping_) return;
+  ShardContext& shard = *shards_[shard_id];
+  if (!shard.owned()) return;  // unloaded for good
+  ShardClock& clock = shard_clocks_[shard_id];
+  const absl::Time now = clock_->Now();
+  if (now - clock.last_renew >= options_.lease_renew_interval) {
+    absl::Status st = shard.RenewLease(now);
+    if (st.ok()) {
+      clock.last_renew = now;
+    } else if (shard.owned()) {
+      spdlog::warn("shard {}: renewing the lease: {}", shard_id, st.ToString());
+    }
+  }
+  if (shard.owned() && now - clock.last_flush >= options_.ack_flush_interval) {
+    absl::Status st = shard.FlushAcks();
+    if (st.ok()) {
+      clock.last_flush = now;
+    } else if (shard.owned()) {
+      spdlog::warn("shard {}: persisting ack levels: {}", shard_id, st.ToString());
+    }
+  }
+  if (shard.owned() && now - clock.last_request_id_sweep >= kRequestIdSweepInterval) {
+    absl::Status st = shard.Fenced([&](int64_t range_id) {
+      return stores_->executions->DeleteExpiredRequestIds(shard_id, range_id, now);
+    });
+    if (st.ok()) {
+      clock.last_request_id_sweep = now;
+    } else if (shard.owned()) {
+      spdlog::warn("shard {}: deleting expired request ids: {}", shard_id, st.ToString());
+    }
+  }
+  if (shard.owned()) {
+    const bool full = shard.TakeRescanRequest() || now - clock.last_full_scan >= options_.rescan_interval;
+    const bool page = now + options_.timer_window / 5 >= shard.timer_window_end();
+    if (full || page) {
+      absl::Status st = ScanShard(shard, full);
+      if (st.ok()) {
+        if (full) clock.last_full_scan = now;
+      } else if (shard.owned()) {
+        spdlog::warn("shard {}: reading back tasks: {}", shard_id, st.ToString());
+        if (full) clock.last_full_scan = absl::InfinitePast();  // again at the next tick
+      }
+    }
+  }
+  if (!shard.owned()) return;
+  deadlines_->Schedule(clock_->Now() + kTickInterval,
+                       [this, shard_id] { executor_->Post([this, shard_id] { ShardTick(shard_id); }); });
 }
 
 void HistoryEngine::RetryLater(std::function<void()> fn) {
@@ -75,46 +139,10 @@ void HistoryEngine::RetryLater(std::function<void()> fn) {
                        [this, fn = std::move(fn)] { executor_->Post(fn); });
 }
 
-void HistoryEngine::Ack(const v1::TransferTask& task) {
-  absl::MutexLock lock(&ack_mu_);
-  acks_.transfer.push_back({task.shard_id(), task.task_id()});
-  if (ack_flush_scheduled_) return;
-  ack_flush_scheduled_ = true;
-  deadlines_->Schedule(clock_->Now() + kAckInterval,
-                       [this] { executor_->Post([this] { FlushAcks(); }); });
-}
-
-void HistoryEngine::Ack(const v1::TimerTask& task) {
-  absl::MutexLock lock(&ack_mu_);
-  acks_.timers.push_back({task.shard_id(), FromProto(task.visibility_time()), task.task_id()});
-  if (ack_flush_scheduled_) return;
-  ack_flush_scheduled_ = true;
-  deadlines_->Schedule(clock_->Now() + kAckInterval,
-                       [this] { executor_->Post([this] { FlushAcks(); }); });
-}
-
-void HistoryEngine::FlushAcks() {
-  persistence::ExecutionStore::CompletedTasks batch;
-  {
-    absl::MutexLock lock(&ack_mu_);
-    std::swap(batch, acks_);
-    ack_flush_scheduled_ = false;
-  }
-  absl::Status st = stores_->executions->DeleteCompletedTasks(batch);
-  if (!st.ok()) {
-    // Not lost: the tasks stay in the store and would only run again after a restart.
-    // Keep them for the next flush.
-    spdlog::warn("deleting {} handled tasks: {}", batch.transfer.size() + batch.timers.size(),
-                 st.ToString());
-    absl::MutexLock lock(&ack_mu_);
-    for (auto& t : batch.transfer) acks_.transfer.push_back(t);
-    for (auto& t : batch.timers) acks_.timers.push_back(t);
-    if (!ack_flush_scheduled_ && !stopping_) {
-      ack_flush_scheduled_ = true;
-      deadlines_->Schedule(clock_->Now() + kRetryDelay,
-                           [this] { executor_->Post([this] { FlushAcks(); }); });
-    }
-  }
+void HistoryEngine::RunReleased(std::vector<v1::TransferTask> transfer,
+                                std::vector<v1::TimerTask> timers) {
+  for (auto& t : transfer) DispatchTransfer(std::move(t));
+  for (auto& t : timers) ScheduleTimer(t);
 }
 
 void HistoryEngine::DispatchTransfer(v1::TransferTask task) {
@@ -123,6 +151,8 @@ void HistoryEngine::DispatchTransfer(v1::TransferTask task) {
 
 void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
   if (stopping_) return;
+  ShardContext& shard = *shards_.at(task.shard_id());
+  if (!shard.owned()) return;  // the new owner runs it
   absl::Status st;
   v1::TaskQueueTask qt;
   *qt.mutable_run() = task.run();
@@ -160,71 +190,23 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
       break;
   }
   if (!st.ok()) {
+    if (!shard.owned()) return;
     spdlog::warn("transfer task {} failed, will retry: {}", task.task_id(), st.ToString());
     RetryLater([this, task] { ProcessTransfer(task); });
     return;
   }
-  Ack(task);
+  shard.TransferDone(task.task_id());
 }
 
-void HistoryEngine::EnqueueTimer(const v1::TimerTask& task) {
-  Shard& shard = *shards_.at(task.shard_id());
-  const absl::Time at = FromProto(task.visibility_time());
-  {
-    absl::MutexLock lock(&shard.timer_mu);
-    if (at >= shard.timer_window_end) return;  // the pager will read it when its window comes
-  }
-  deadlines_->Schedule(at, [this, task] { executor_->Post([this, task] { ProcessTimer(task); }); });
-}
-
-void HistoryEngine::PageTimers(int32_t shard_id) {
-  if (stopping_) return;
-  Shard& shard = *shards_[shard_id];
-  absl::Time from;
-  absl::Time until;
-  {
-    absl::MutexLock lock(&shard.timer_mu);
-    from = shard.timer_window_end;
-    until = clock_->Now() + options_.timer_window;
-    if (until <= from) until = from + options_.timer_window;
-    shard.timer_window_end = until;
-  }
-  // Read [from, until): timers before `from` are already in memory, or were enqueued by
-  // their commit. After a restart `from` is the infinite past, so overdue timers fire.
-  // The store pages after a (time, task id) position, in microseconds: start just before
-  // `from`, past every task id at that instant.
-  absl::Time after_time = absl::UnixEpoch();
-  int64_t after_id = -1;
-  if (from != absl::InfinitePast()) {
-    after_time = from - absl::Microseconds(1);
-    after_id = INT64_MAX;
-  }
-  for (;;) {
-    auto tasks = stores_->executions->ListTimerTasks(shard_id, after_time, after_id, until, kPageSize);
-    if (!tasks.ok()) {
-      spdlog::warn("paging timers of shard {}: {}", shard_id, tasks.status().ToString());
-      absl::MutexLock lock(&shard.timer_mu);
-      shard.timer_window_end = from;  // read this window again
-      RetryLater([this, shard_id] { PageTimers(shard_id); });
-      return;
-    }
-    for (const auto& t : *tasks) {
-      after_time = FromProto(t.visibility_time());
-      after_id = t.task_id();
-      const v1::TimerTask copy = t;
-      deadlines_->Schedule(after_time, [this, copy] {
-        executor_->Post([this, copy] { ProcessTimer(copy); });
-      });
-    }
-    if (static_cast<int>(tasks->size()) < kPageSize) break;
-  }
-  // Page the next window in a little before this one ends.
-  deadlines_->Schedule(until - options_.timer_window / 5,
-                       [this, shard_id] { executor_->Post([this, shard_id] { PageTimers(shard_id); }); });
+void HistoryEngine::ScheduleTimer(const v1::TimerTask& task) {
+  deadlines_->Schedule(FromProto(task.visibility_time()),
+                       [this, task] { executor_->Post([this, task] { ProcessTimer(task); }); });
 }
 
 void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
   if (stopping_) return;
+  ShardContext& shard = *shards_.at(task.shard_id());
+  if (!shard.owned()) return;  // the new owner runs it
   const absl::Time now = clock_->Now();
   absl::Status st;
   switch (task.kind()) {
@@ -294,11 +276,12 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
   }
   if (absl::IsNotFound(st)) st = absl::OkStatus();  // the run is gone: nothing to do
   if (!st.ok()) {
+    if (!shard.owned()) return;
     spdlog::warn("timer task {} failed, will retry: {}", task.task_id(), st.ToString());
     RetryLater([this, task] { ProcessTimer(task); });
     return;
   }
-  Ack(task);
+  shard.TimerDone(task);
 }
 
 }  // namespace almanac::history

@@ -182,10 +182,8 @@ void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableSta
   ms->clear_activities();
   ms->clear_timers();
   ms->clear_sticky();
-  v1::TransferTask t;
-  t.set_kind(v1::TransferTask::KIND_CLOSE_EXECUTION);
-  *t.mutable_run() = RunOf(*ms);
-  fx->transfer_tasks.push_back(std::move(t));
+  // No close task yet: with no parent to notify and no retention to apply it would be a
+  // certain no-op, and a written task costs a row and its deletion.
   fx->closed = true;
 }
 
@@ -869,7 +867,6 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (exec_timeout > absl::ZeroDuration()) {
     *info->mutable_execution_expiration_time() = ToProto(params.now + exec_timeout);
   }
-  ms->add_request_ids(request.request_id());
 
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, params.now);
   auto* a = e.mutable_workflow_execution_started_event_attributes();

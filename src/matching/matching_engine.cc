@@ -1,6 +1,7 @@
 #include "matching/matching_engine.h"
 
 #include <atomic>
+#include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -51,9 +52,20 @@ struct MatchingEngine::TaskQueue {
   int64_t max_read_task_id ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_poll ABSL_GUARDED_BY(mu) = absl::InfinitePast();
   bool shut_down ABSL_GUARDED_BY(mu) = false;
-  absl::Mutex lease_mu;  // serializes leasing and task id allocation
+  // Ids of durable backlog tasks read into memory and not yet handed out for good: the
+  // lowest bounds the ack level. Every backlog task not in memory has an id above
+  // max_read_task_id.
+  std::set<int64_t> outstanding ABSL_GUARDED_BY(mu);
+  int64_t deleted_up_to ABSL_GUARDED_BY(mu) = 0;
+  bool flush_scheduled ABSL_GUARDED_BY(mu) = false;
+  absl::Mutex lease_mu;  // serializes leasing, task id allocation and backlog writes
   int64_t range_id ABSL_GUARDED_BY(lease_mu) = 0;
   int64_t next_seq ABSL_GUARDED_BY(lease_mu) = 1;
+
+  // Every backlog task up to this id is handed out or obsolete.
+  int64_t AckLevel() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return outstanding.empty() ? max_read_task_id : *outstanding.begin() - 1;
+  }
 
   // Takes the first parked poller that nobody owns yet.
   std::shared_ptr<Poller> ClaimPoller() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
@@ -123,16 +135,17 @@ absl::Status MatchingEngine::AddTask(const TaskQueueKey& key, bool sticky,
     }
   }
   if (poller) {
-    // Sync match: the task never touches the store.
-    Deliver(q, std::move(poller), {0, task});
-    return absl::OkStatus();
+    // Sync match: the task never touches the store, unless recording its start fails.
+    absl::Status delivered = Deliver(q, std::move(poller), {0, task});
+    if (delivered.ok() || sticky) return absl::OkStatus();  // a sticky task stays in memory
+    // Keep it in the durable backlog below; if that fails too, history retries the task.
   }
-  int64_t task_id = 0;
   absl::Status st;
   for (int attempt = 0; attempt < 2; ++attempt) {
     // Held across the write on purpose: the backlog is paged in by task id, so one queue's
-    // writes must commit in id order. It serializes backlog writes of one queue (sync
-    // matches never get here); a batching writer is the way to lift that.
+    // writes must commit, and join the in-memory window, in id order. It serializes backlog
+    // writes of one queue (sync matches never get here); a batching writer is the way to
+    // lift that.
     absl::MutexLock lease(&q->lease_mu);
     if (q->range_id == 0) {
       auto range = store_->LeaseQueue(key);
@@ -140,23 +153,26 @@ absl::Status MatchingEngine::AddTask(const TaskQueueKey& key, bool sticky,
       q->range_id = *range;
       q->next_seq = 1;
     }
-    task_id = (q->range_id << 32) | q->next_seq++;
+    const int64_t task_id = (q->range_id << 32) | q->next_seq++;
     st = store_->AddTask(key, q->range_id, task_id, task);
-    if (!absl::IsFailedPrecondition(st)) break;
-    q->range_id = 0;  // the lease moved on: take a new one
-  }
-  if (!st.ok()) return st;
-  {
+    if (absl::IsFailedPrecondition(st)) {
+      q->range_id = 0;  // the lease moved on: take a new one
+      continue;
+    }
+    if (!st.ok()) return st;  // the row may exist; a duplicate is dropped when handed out
     absl::MutexLock lock(&q->mu);
     if (!q->db_has_more && static_cast<int>(q->backlog.size()) < options_.backlog_window) {
       q->backlog.push_back({task_id, task});
+      q->outstanding.insert(task_id);
       q->max_read_task_id = std::max(q->max_read_task_id, task_id);
     } else {
       q->db_has_more = true;
       ++q->db_only_adds;
     }
     poller = q->backlog.empty() ? nullptr : q->ClaimPoller();
+    break;
   }
+  if (!st.ok()) return st;
   // A poller may have parked while the task was being written.
   if (poller) executor_->Post([this, q, poller] { Serve(q, poller); });
   return absl::OkStatus();
@@ -284,7 +300,8 @@ void MatchingEngine::Serve(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller>
       continue;
     }
     if (task.task.has_run()) {
-      Deliver(q, poller, std::move(task));
+      // On failure Deliver keeps the task in memory for the next poll.
+      Deliver(q, poller, std::move(task)).IgnoreError();
       return;
     }
     poller->AnswerEmpty();
@@ -292,8 +309,8 @@ void MatchingEngine::Serve(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller>
   }
 }
 
-void MatchingEngine::Deliver(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller> poller,
-                             BacklogTask task) {
+absl::Status MatchingEngine::Deliver(std::shared_ptr<TaskQueue> q,
+                                     std::shared_ptr<Poller> poller, BacklogTask task) {
   history::RecordTaskStartedRequest req;
   req.namespace_id = q->key.namespace_id;
   req.task = task.task;
@@ -305,39 +322,80 @@ void MatchingEngine::Deliver(std::shared_ptr<TaskQueue> q, std::shared_ptr<Polle
     auto resp = history_->RecordWorkflowTaskStarted(req);
     st = resp.status();
     if (resp.ok()) {
-      if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+      if (task.task_id != 0) Handled(q, task.task_id);
       if (!poller->answered.exchange(true)) poller->workflow_done(std::move(*resp));
-      return;
+      return absl::OkStatus();
     }
   } else {
     auto resp = history_->RecordActivityTaskStarted(req);
     st = resp.status();
     if (resp.ok()) {
-      if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+      if (task.task_id != 0) Handled(q, task.task_id);
       if (!poller->answered.exchange(true)) poller->activity_done(std::move(*resp));
-      return;
+      return absl::OkStatus();
     }
   }
   if (absl::IsNotFound(st)) {
     // The run or task moved on: drop the task and serve the poller the next one.
-    if (task.task_id != 0) store_->DeleteTask(q->key, task.task_id).IgnoreError();
+    if (task.task_id != 0) Handled(q, task.task_id);
     Serve(std::move(q), std::move(poller));
-    return;
+    return absl::OkStatus();
   }
-  spdlog::warn("recording task started failed, task kept for a later poll: {}", st.ToString());
+  spdlog::warn("recording a task as started failed, the task is kept for a later poll: {}",
+               st.ToString());
   if (task.task_id != 0 || q->sticky) {
+    // Back to the front of memory: a durable task, or a sticky one (never written).
     absl::MutexLock lock(&q->mu);
     q->backlog.push_front(std::move(task));
-  } else {
-    // A sync-matched task was never written: write it to the backlog now.
-    const v1::TaskQueueTask copy = task.task;
-    const TaskQueueKey key = q->key;
-    executor_->Post([this, key, copy] {
-      absl::Status add = AddTask(key, false, copy);
-      if (!add.ok()) spdlog::error("task lost to a store failure: {}", add.ToString());
-    });
   }
+  // A task of a durable queue that was never written (sync match) is kept by the caller.
   poller->AnswerEmpty();
+  return st;
+}
+
+void MatchingEngine::Handled(const std::shared_ptr<TaskQueue>& q, int64_t task_id) {
+  absl::MutexLock lock(&q->mu);
+  q->outstanding.erase(task_id);
+  if (q->flush_scheduled || q->AckLevel() <= q->deleted_up_to) return;
+  q->flush_scheduled = true;
+  deadlines_->Schedule(clock_->Now() + options_.ack_flush_interval,
+                       [this, q] { executor_->Post([this, q] { FlushAcks(q); }); });
+}
+
+void MatchingEngine::FlushAcks(const std::shared_ptr<TaskQueue>& q) {
+  int64_t ack;
+  {
+    absl::MutexLock lock(&q->mu);
+    q->flush_scheduled = false;
+    ack = q->AckLevel();
+    if (ack <= q->deleted_up_to) return;
+  }
+  absl::Status st;
+  {
+    absl::MutexLock lease(&q->lease_mu);
+    if (q->range_id == 0) {
+      auto range = store_->LeaseQueue(q->key);
+      st = range.status();
+      if (range.ok()) {
+        q->range_id = *range;
+        q->next_seq = 1;
+      }
+    }
+    if (st.ok()) st = store_->DeleteTasksUpTo(q->key, q->range_id, ack);
+    if (absl::IsFailedPrecondition(st)) q->range_id = 0;
+  }
+  absl::MutexLock lock(&q->mu);
+  if (st.ok()) {
+    q->deleted_up_to = std::max(q->deleted_up_to, ack);
+  } else {
+    spdlog::warn("deleting handed-out tasks of {}: {}", q->key.name, st.ToString());
+  }
+  if (!q->flush_scheduled && q->AckLevel() > q->deleted_up_to) {
+    // Retry a failed delete, or take what was handed out meanwhile.
+    q->flush_scheduled = true;
+    deadlines_->Schedule(clock_->Now() + options_.ack_flush_interval,
+                         [this, q] { executor_->Post([this, q] { FlushAcks(q); }); });
+  }
 }
 
 void MatchingEngine::LoadBacklog(const std::shared_ptr<TaskQueue>& q) {
@@ -359,6 +417,7 @@ void MatchingEngine::LoadBacklog(const std::shared_ptr<TaskQueue>& q) {
   for (auto& t : *tasks) {
     if (t.task_id <= q->max_read_task_id) continue;
     q->max_read_task_id = t.task_id;
+    q->outstanding.insert(t.task_id);
     q->backlog.push_back({t.task_id, std::move(t.task)});
   }
   if (static_cast<int>(tasks->size()) < options_.backlog_window && q->db_only_adds == adds_before) {

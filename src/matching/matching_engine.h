@@ -3,10 +3,13 @@
 // MatchingEngine: the in-process MatchingClient. Owns the task queues.
 //
 // A task goes straight to a waiting poller when there is one (sync match); otherwise it is
-// written to the queue's durable backlog and handed out in order. Only a bounded window of
-// the backlog is held in memory; the rest is paged in from the store as pollers drain it.
-// Sticky queues keep their tasks in memory only: history's sticky schedule-to-start timer
-// recovers a task lost with the process.
+// written to the queue's durable backlog and handed out in order. AddTask succeeds only
+// once the task is safe: recorded as started by a poller, obsolete, or in the backlog; so
+// history keeps its transfer task (and retries it) until then. Only a bounded window of the
+// backlog is held in memory; the rest is paged in from the store as pollers drain it. Handed
+// out tasks are deleted by range, below the queue's ack level, in one write per second at
+// most. Sticky queues keep their tasks in memory only: history's sticky schedule-to-start
+// timer recovers a task lost with the process.
 //
 // A waiting poll is a callback parked on its queue, with no thread; it is answered by the
 // next task, just before its deadline (empty), or when its client goes away (empty).
@@ -29,6 +32,7 @@ namespace almanac::matching {
 
 struct MatchingOptions {
   int backlog_window = 1000;                        // backlog tasks held in memory per queue
+  absl::Duration ack_flush_interval = absl::Seconds(1);  // backlog range deletes, per queue
   absl::Duration poll_answer_margin = absl::Seconds(1);  // answer this long before deadlines
   absl::Duration sticky_poller_gone = absl::Seconds(10); // a sticky queue unpolled this long
 };
@@ -67,8 +71,16 @@ class MatchingEngine final : public MatchingClient {
   uint64_t Poll(const persistence::TaskQueueKey& key, bool sticky, std::shared_ptr<Poller> poller);
   // Parks the poller or hands it a task; called with no locks held.
   void Serve(std::shared_ptr<TaskQueue> queue, std::shared_ptr<Poller> poller);
-  // Records the task as started with history and answers the poller.
-  void Deliver(std::shared_ptr<TaskQueue> queue, std::shared_ptr<Poller> poller, BacklogTask task);
+  // Records the task as started with history and answers the poller (with the task, or
+  // empty when recording failed). Returns OK when the task reached the worker or is
+  // obsolete; otherwise why recording failed, and the caller must keep the task.
+  absl::Status Deliver(std::shared_ptr<TaskQueue> queue, std::shared_ptr<Poller> poller,
+                       BacklogTask task);
+  // A backlog task left memory for good (handed out or obsolete): it no longer holds back
+  // the queue's ack level.
+  void Handled(const std::shared_ptr<TaskQueue>& queue, int64_t task_id);
+  // Deletes the queue's handed-out backlog tasks up to its ack level.
+  void FlushAcks(const std::shared_ptr<TaskQueue>& queue);
   // Drops an answered poll's registration and its expiry alarm.
   void Forget(uint64_t poll_id, DeadlineQueue::Id alarm);
   // Reads the next window of the backlog from the store, if it has more.

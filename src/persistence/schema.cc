@@ -104,6 +104,38 @@ const std::vector<std::vector<std::string>>& Migrations() {
                details BLOB NOT NULL,
                PRIMARY KEY (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id)))",
       },
+      // Version 3: shard leases record their owner and renewal, and the queue processors'
+      // ack levels, below which tasks are deleted by range.
+      {
+          R"(ALTER TABLE shards ADD COLUMN owner TEXT NOT NULL DEFAULT '')",
+          R"(ALTER TABLE shards ADD COLUMN lease_renewed_at BIGINT NOT NULL DEFAULT 0)",
+          R"(ALTER TABLE shards ADD COLUMN transfer_ack_level BIGINT NOT NULL DEFAULT 0)",
+          R"(ALTER TABLE shards ADD COLUMN timer_ack_time BIGINT NOT NULL DEFAULT 0)",
+          R"(ALTER TABLE shards ADD COLUMN timer_ack_task_id BIGINT NOT NULL DEFAULT 0)",
+      },
+      // Version 4: a run's pending items (activities, timers, buffered events; later
+      // children, outgoing signals and cancels, updates) in rows of their own, each written
+      // only when it changes; request ids in a table of their own, with an expiry.
+      {
+          R"(CREATE TABLE execution_items (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               kind INTEGER NOT NULL,
+               item_id TEXT NOT NULL,
+               data BLOB NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id, run_id, kind, item_id)))",
+          R"(CREATE TABLE request_ids (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               request_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               expire_at BIGINT NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, workflow_id, request_id)))",
+          R"(CREATE INDEX request_ids_by_expiry ON request_ids (shard_id, expire_at))",
+      },
   };
   return *migrations;
 }

@@ -7,11 +7,13 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/ids.h"
+#include "persistence/fault_injection.h"
 #include "persistence/schema.h"
 #include "persistence/stores.h"
 
@@ -33,6 +35,10 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
       auto d = NewSqliteDriver({path_.string(), false, 4});
       ASSERT_TRUE(d.ok()) << d.status();
       driver = std::move(*d);
+      open_ = [path = path_.string()]() -> std::unique_ptr<SqlDriver> {
+        auto d = NewSqliteDriver({path, false, 4});
+        return d.ok() ? std::move(*d) : nullptr;
+      };
     } else {
       const char* env = std::getenv("ALMANAC_TEST_POSTGRES");
       if (env == nullptr) GTEST_SKIP() << "ALMANAC_TEST_POSTGRES is not set (scripts/test.sh sets it)";
@@ -53,6 +59,10 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
       auto d = NewPostgresDriver(opts);
       ASSERT_TRUE(d.ok()) << d.status();
       driver = std::move(*d);
+      open_ = [opts]() -> std::unique_ptr<SqlDriver> {
+        auto d = NewPostgresDriver(opts);
+        return d.ok() ? std::move(*d) : nullptr;
+      };
     }
     ASSERT_TRUE(MigrateSchema(driver.get()).ok());
     stores_ = NewSqlStores(std::move(driver));
@@ -103,6 +113,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<Backend> {
 
   std::filesystem::path path_;
   std::unique_ptr<Stores> stores_;
+  std::function<std::unique_ptr<SqlDriver>()> open_;  // another driver on the same database
 };
 
 TEST_P(StoreConformanceTest, MigrationIsRepeatable) {
@@ -141,8 +152,9 @@ TEST_P(StoreConformanceTest, ClusterMetadataKeepsTheFirstShardCount) {
 }
 
 TEST_P(StoreConformanceTest, MutationsAreConditionedOnVersionAndFencedByShard) {
-  auto range = stores_->shards->AcquireShard(0);
-  ASSERT_TRUE(range.ok());
+  auto lease = stores_->shards->AcquireShard(0, "node-a");
+  ASSERT_TRUE(lease.ok());
+  const int64_t* range = &lease->range_id;
   v1::MutableState s1 = State("r1", 1, 4);
   auto events = Events(1, 3);
   ExecutionMutation create;
@@ -174,9 +186,11 @@ TEST_P(StoreConformanceTest, MutationsAreConditionedOnVersionAndFencedByShard) {
   ASSERT_TRUE(stores_->executions->Apply(update).ok());
 
   // A newer owner of the shard fences the old one out.
-  auto newer = stores_->shards->AcquireShard(0);
+  auto newer = stores_->shards->AcquireShard(0, "node-b");
   ASSERT_TRUE(newer.ok());
-  EXPECT_GT(*newer, *range);
+  EXPECT_GT(newer->range_id, *range);
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->shards->RenewShard(0, *range, "node-a", absl::Now())));
+  EXPECT_TRUE(stores_->shards->RenewShard(0, newer->range_id, "node-b", absl::Now()).ok());
   v1::MutableState s3 = State("r1", 3, 6);
   update.state = &s3;
   update.expected_db_version = 2;
@@ -199,17 +213,22 @@ TEST_P(StoreConformanceTest, MutationsAreConditionedOnVersionAndFencedByShard) {
   auto tasks = stores_->executions->ListTransferTasks(0, 0, 10);
   ASSERT_TRUE(tasks.ok());
   ASSERT_EQ(tasks->size(), 1u);
-  ExecutionStore::CompletedTasks done;
-  done.transfer.push_back({0, 7});
-  ASSERT_TRUE(stores_->executions->DeleteCompletedTasks(done).ok());
+  // Deletion goes by ack level and is fenced like every write.
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->executions->CompleteTasks(0, *range, 7, {})));
+  ASSERT_TRUE(stores_->executions->CompleteTasks(0, newer->range_id, 6, {}).ok());
+  tasks = stores_->executions->ListTransferTasks(0, 0, 10);
+  ASSERT_TRUE(tasks.ok());
+  EXPECT_EQ(tasks->size(), 1u);
+  ASSERT_TRUE(stores_->executions->CompleteTasks(0, newer->range_id, 7, {}).ok());
   tasks = stores_->executions->ListTransferTasks(0, 0, 10);
   ASSERT_TRUE(tasks.ok());
   EXPECT_TRUE(tasks->empty());
 }
 
 TEST_P(StoreConformanceTest, CurrentRunMovesOnlyFromTheNamedPreviousRun) {
-  auto range = stores_->shards->AcquireShard(1);
-  ASSERT_TRUE(range.ok());
+  auto lease = stores_->shards->AcquireShard(1, "node-a");
+  ASSERT_TRUE(lease.ok());
+  const int64_t* range = &lease->range_id;
   auto create = [&](const std::string& run_id, const std::string& previous) {
     v1::MutableState s = State(run_id, 1, 1);
     ExecutionMutation m;
@@ -235,8 +254,9 @@ TEST_P(StoreConformanceTest, CurrentRunMovesOnlyFromTheNamedPreviousRun) {
 }
 
 TEST_P(StoreConformanceTest, TimerTasksComeBackInTimeOrderWithinAWindow) {
-  auto range = stores_->shards->AcquireShard(2);
-  ASSERT_TRUE(range.ok());
+  auto lease = stores_->shards->AcquireShard(2, "node-a");
+  ASSERT_TRUE(lease.ok());
+  const int64_t* range = &lease->range_id;
   v1::MutableState s = State("r1", 1, 1);
   ExecutionMutation m;
   m.shard_id = 2;
@@ -261,14 +281,19 @@ TEST_P(StoreConformanceTest, TimerTasksComeBackInTimeOrderWithinAWindow) {
   ASSERT_TRUE(after.ok());
   ASSERT_EQ(after->size(), 3u);
   EXPECT_EQ((*after)[0].task_id(), 102);
-  ExecutionStore::CompletedTasks done;
-  done.timers.push_back({2, base + absl::Seconds(2), 102});
-  done.timers.push_back({2, base + absl::Seconds(9), 109});
-  ASSERT_TRUE(stores_->executions->DeleteCompletedTasks(done).ok());
-  after = stores_->executions->ListTimerTasks(2, base + absl::Seconds(1), 101, base + absl::Seconds(10), 10);
+  // Everything at or below the ack level (base+2s, task 102) goes.
+  ASSERT_TRUE(stores_->executions
+                  ->CompleteTasks(2, *range, 0, {ToMicros(base + absl::Seconds(2)), 102})
+                  .ok());
+  after = stores_->executions->ListTimerTasks(2, absl::UnixEpoch(), 0, base + absl::Seconds(10), 10);
   ASSERT_TRUE(after.ok());
-  ASSERT_EQ(after->size(), 1u);
+  ASSERT_EQ(after->size(), 2u);
   EXPECT_EQ((*after)[0].task_id(), 103);
+  EXPECT_EQ((*after)[1].task_id(), 109);
+  auto reloaded = stores_->shards->AcquireShard(2, "node-a");
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ(reloaded->timer_ack_level.task_id, 102);
+  EXPECT_EQ(reloaded->timer_ack_level.time_micros, ToMicros(base + absl::Seconds(2)));
 }
 
 TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
@@ -289,10 +314,12 @@ TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
   ASSERT_EQ(tasks->size(), 2u);
   EXPECT_EQ((*tasks)[0].task_id, 4);
   EXPECT_EQ((*tasks)[0].task.scheduled_event_id(), 4);
-  ASSERT_TRUE(stores_->task_queues->DeleteTask(q, 4).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->task_queues->DeleteTasksUpTo(q, *lease, 4)));
+  ASSERT_TRUE(stores_->task_queues->DeleteTasksUpTo(q, *newer, 4).ok());
   tasks = stores_->task_queues->ListTasks(q, 0, 10);
   ASSERT_TRUE(tasks.ok());
-  EXPECT_EQ(tasks->size(), 2u);
+  ASSERT_EQ(tasks->size(), 1u);
+  EXPECT_EQ((*tasks)[0].task_id, 5);
   // Another kind of queue with the same name is a different queue.
   auto other = stores_->task_queues->ListTasks({"ns", "tq", TaskQueueKind::kWorkflow}, 0, 10);
   ASSERT_TRUE(other.ok());
@@ -300,8 +327,9 @@ TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
 }
 
 TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
-  auto range = stores_->shards->AcquireShard(3);
-  ASSERT_TRUE(range.ok());
+  auto lease = stores_->shards->AcquireShard(3, "node-a");
+  ASSERT_TRUE(lease.ok());
+  const int64_t* range = &lease->range_id;
   v1::MutableState s = State("r1", 1, 1);
   v1::ActivityInfo ai;
   ai.set_scheduled_event_id(5);
@@ -316,11 +344,11 @@ TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
 
   temporal::api::common::v1::Payloads details;
   details.add_payloads()->set_data("progress-1");
-  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 5, absl::FromUnixSeconds(200), details).ok());
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, *range, Run("r1"), 5, absl::FromUnixSeconds(200), details).ok());
   details.mutable_payloads(0)->set_data("progress-2");
-  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 5, absl::FromUnixSeconds(300), details).ok());
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, *range, Run("r1"), 5, absl::FromUnixSeconds(300), details).ok());
   // A heartbeat for an activity the state no longer has is ignored.
-  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, Run("r1"), 9, absl::FromUnixSeconds(300), details).ok());
+  ASSERT_TRUE(stores_->executions->RecordHeartbeat(3, *range, Run("r1"), 9, absl::FromUnixSeconds(300), details).ok());
   auto loaded = stores_->executions->GetMutableState(3, Run("r1"));
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->db_version(), 1);  // no state rewrite
@@ -328,6 +356,12 @@ TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
   EXPECT_EQ(merged.heartbeat_details().payloads(0).data(), "progress-2");
   EXPECT_EQ(merged.last_heartbeat_time().seconds(), 300);
   EXPECT_FALSE(loaded->activities().contains(9));
+  // Heartbeats are fenced like every write.
+  auto thief = stores_->shards->AcquireShard(3, "node-b");
+  ASSERT_TRUE(thief.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      stores_->executions->RecordHeartbeat(3, *range, Run("r1"), 5, absl::FromUnixSeconds(400), details)));
+  range = &thief->range_id;
 
   // Closing the run removes its heartbeat rows.
   v1::MutableState closed = State("r1", 2, 1);
@@ -342,6 +376,82 @@ TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
   loaded = stores_->executions->GetMutableState(3, Run("r1"));
   ASSERT_TRUE(loaded.ok());
   EXPECT_EQ(loaded->activities().at(5).last_heartbeat_time().seconds(), 100);
+}
+
+// The fault-injection layer over this driver: every write either lands whole or not at all,
+// whatever the injected failure, so a writer that re-reads after an error never sees a
+// partial mutation, a gap in the history or a task without its state change.
+TEST_P(StoreConformanceTest, WritesUnderInjectedFaultsAreAllOrNothing) {
+  FaultInjectionOptions faults;
+  faults.rate = 0.3;
+  faults.seed = 7;
+  faults.timeout_delay = absl::Milliseconds(1);
+  auto inner = open_();
+  ASSERT_NE(inner, nullptr);
+  auto faulty_driver = NewFaultInjectingDriver(std::move(inner), faults);
+  FaultInjectingDriver* fault_stats = faulty_driver.get();
+  auto faulty = NewSqlStores(std::move(faulty_driver));
+
+  auto lease = stores_->shards->AcquireShard(0, "node-a");
+  ASSERT_TRUE(lease.ok());
+  constexpr int kUpdates = 120;
+  int failures = 0;
+  for (int64_t version = 1; version <= kUpdates + 1;) {
+    // Each write appends event `version` and transfer task `version`, conditioned on the
+    // version the writer last read.
+    v1::MutableState s = State("r1", version, version + 1);
+    auto events = Events(version, version);
+    ExecutionMutation m;
+    m.shard_id = 0;
+    m.range_id = lease->range_id;
+    m.state = &s;
+    m.create = version == 1;
+    m.expected_db_version = version - 1;
+    m.events.push_back(&events[0]);
+    v1::TransferTask t;
+    t.set_shard_id(0);
+    t.set_task_id(version);
+    m.transfer_tasks.push_back(t);
+    if (m.create) m.current = ExecutionMutation::Current::kCreate;
+    absl::Status st = faulty->executions->Apply(m);
+    if (st.ok()) {
+      ++version;
+      continue;
+    }
+    ++failures;
+    // After a failure the writer learns what happened by reading the state back.
+    auto now = stores_->executions->GetMutableState(0, Run("r1"));
+    if (now.ok() && now->db_version() == version) {
+      ++version;  // the write landed despite the error
+    } else {
+      ASSERT_TRUE(now.ok() ? now->db_version() == version - 1 : version == 1)
+          << "a failed write left the state at an unexpected version";
+    }
+  }
+  EXPECT_GT(failures, 0);
+  const FaultInjectionStats stats = fault_stats->stats();
+  EXPECT_GT(stats.before_commit, 0);
+  EXPECT_GT(stats.unknown_outcome, 0);
+  EXPECT_GT(stats.timeouts, 0);
+
+  History h;
+  ASSERT_TRUE(stores_->executions->ReadHistory(0, Run("r1"), 1, kUpdates + 2, 0, &h).ok());
+  ASSERT_EQ(h.events_size(), kUpdates + 1);
+  for (int i = 0; i < h.events_size(); ++i) EXPECT_EQ(h.events(i).event_id(), i + 1);
+  auto tasks = stores_->executions->ListTransferTasks(0, 0, 1000);
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ(tasks->size(), static_cast<size_t>(kUpdates + 1));
+  for (size_t i = 0; i < tasks->size(); ++i) EXPECT_EQ((*tasks)[i].task_id(), static_cast<int64_t>(i + 1));
+
+  // Range deletes and heartbeats under faults: retried until they report success, they
+  // leave exactly what a single success would.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    if (faulty->executions->CompleteTasks(0, lease->range_id, 60, {}).ok()) break;
+  }
+  tasks = stores_->executions->ListTransferTasks(0, 0, 1000);
+  ASSERT_TRUE(tasks.ok());
+  ASSERT_EQ(tasks->size(), static_cast<size_t>(kUpdates + 1 - 60));
+  EXPECT_EQ(tasks->front().task_id(), 61);
 }
 
 INSTANTIATE_TEST_SUITE_P(Drivers, StoreConformanceTest,

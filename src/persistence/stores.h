@@ -45,12 +45,40 @@ class NamespaceStore {
   virtual absl::Status Update(const v1::NamespaceRecord& record) = 0;
 };
 
+// A position in a shard's timer queue: timer tasks are ordered by (visibility time, task id).
+struct TimerKey {
+  int64_t time_micros = 0;
+  int64_t task_id = 0;
+  friend bool operator<(const TimerKey& a, const TimerKey& b) {
+    return a.time_micros != b.time_micros ? a.time_micros < b.time_micros : a.task_id < b.task_id;
+  }
+  friend bool operator==(const TimerKey& a, const TimerKey& b) {
+    return a.time_micros == b.time_micros && a.task_id == b.task_id;
+  }
+  friend bool operator<=(const TimerKey& a, const TimerKey& b) { return !(b < a); }
+};
+
+// A shard's lease and where its queue processors left off.
+struct ShardInfo {
+  int64_t range_id = 0;
+  int64_t transfer_ack_level = 0;  // every transfer task with an id up to this one is done
+  TimerKey timer_ack_level;        // every timer task up to this position is done
+};
+
 class ShardStore {
  public:
   virtual ~ShardStore() = default;
-  // Takes ownership of a shard: increments and returns its range_id, creating the row if
-  // needed. Writes fenced by an older range_id fail from then on.
-  virtual absl::StatusOr<int64_t> AcquireShard(int32_t shard_id) = 0;
+  // Takes ownership of a shard from whoever held it: increments its range_id, records
+  // `owner`, and returns the lease with the persisted ack levels, creating the row if needed.
+  // Writes fenced by an older range_id fail from then on.
+  virtual absl::StatusOr<ShardInfo> AcquireShard(int32_t shard_id, const std::string& owner) = 0;
+  // Confirms the lease at `now`. kFailedPrecondition when the range_id moved on: another
+  // node took the shard.
+  virtual absl::Status RenewShard(int32_t shard_id, int64_t range_id, const std::string& owner,
+                                  absl::Time now) = 0;
+  // Moves a lease to the next range_id (when its task-id sequence is used up) and returns
+  // it. kFailedPrecondition when the range_id is no longer `range_id`.
+  virtual absl::StatusOr<int64_t> RenewRange(int32_t shard_id, int64_t range_id) = 0;
 };
 
 // The current run of a workflow id.
@@ -60,11 +88,23 @@ struct CurrentRun {
   int32_t status = 0;  // temporal.api.enums.v1.WorkflowExecutionStatus
 };
 
+// A request id applied to a run, kept for de-duplication until it expires.
+struct RequestIdRecord {
+  std::string request_id;
+  std::string run_id;
+  absl::Time expire_at;
+};
+
 // Everything one mutation of one run writes, in one transaction.
 struct ExecutionMutation {
   int32_t shard_id = 0;
   int64_t range_id = 0;  // the shard lease the writer holds; a newer one fails the write
   const v1::MutableState* state = nullptr;  // state.db_version is the version to write
+  // The run's state as the store holds it (what the writer read, at expected_db_version).
+  // The pending items (activities, timers, buffered events) are written as the difference
+  // from it: only the rows that changed. Null, or a state stored before schema version 4
+  // (storage_format 0): every item is written.
+  const v1::MutableState* base = nullptr;
   bool create = false;                      // a new run: no row may exist yet
   int64_t expected_db_version = 0;          // for an update: the version read
   // The new events, dense and in order; empty when the mutation writes none.
@@ -86,6 +126,8 @@ struct ExecutionMutation {
   Current current = Current::kNone;
   std::string previous_run_id;
   bool write_visibility = false;
+  // Request ids to remember for the workflow id, until they expire.
+  std::vector<RequestIdRecord> request_ids;
 };
 
 class ExecutionStore {
@@ -103,18 +145,28 @@ class ExecutionStore {
   virtual absl::StatusOr<CurrentRun> GetCurrentRun(int32_t shard_id,
                                                    const std::string& namespace_id,
                                                    const std::string& workflow_id) = 0;
+  // The run a request id was applied to, if it is remembered and not expired.
+  virtual absl::StatusOr<std::optional<std::string>> FindRequestId(
+      int32_t shard_id, const std::string& namespace_id, const std::string& workflow_id,
+      const std::string& request_id, absl::Time now) = 0;
+  // Forgets the shard's request ids that expired before `now`. Fenced like Apply.
+  virtual absl::Status DeleteExpiredRequestIds(int32_t shard_id, int64_t range_id,
+                                               absl::Time now) = 0;
+
   // Fails with kNotFound when the run does not exist. Heartbeats recorded since the state
   // was last written are merged into its activities.
   virtual absl::StatusOr<v1::MutableState> GetMutableState(int32_t shard_id,
                                                            const v1::RunKey& run) = 0;
 
   // Records an activity's latest heartbeat durably, without rewriting the run's state.
-  // Rows of a run are deleted when the run closes.
-  virtual absl::Status RecordHeartbeat(int32_t shard_id, const v1::RunKey& run,
+  // Rows of a run are deleted when the run closes. Fenced like Apply: kFailedPrecondition
+  // when the shard's range_id moved on.
+  virtual absl::Status RecordHeartbeat(int32_t shard_id, int64_t range_id, const v1::RunKey& run,
                                        int64_t scheduled_event_id, absl::Time time,
                                        const temporal::api::common::v1::Payloads& details) = 0;
   // Appends to `out` the run's events with ids in [first_event_id, next_event_id), in order,
-  // at most `max_events` (0: no limit).
+  // at most `max_events` (0: no limit). Reads only the event batches it needs: the cost of a
+  // page does not grow with the history's length.
   virtual absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run,
                                    int64_t first_event_id, int64_t next_event_id,
                                    int max_events,
@@ -124,22 +176,10 @@ class ExecutionStore {
   virtual absl::StatusOr<std::vector<v1::TransferTask>> ListTransferTasks(int32_t shard_id,
                                                                           int64_t after,
                                                                           int limit) = 0;
-  // Deletes handled tasks, all in one transaction (one commit, one fsync on SQLite).
-  struct CompletedTasks {
-    struct Transfer {
-      int32_t shard_id;
-      int64_t task_id;
-    };
-    struct Timer {
-      int32_t shard_id;
-      absl::Time visibility_time;
-      int64_t task_id;
-    };
-    std::vector<Transfer> transfer;
-    std::vector<Timer> timers;
-    bool empty() const { return transfer.empty() && timers.empty(); }
-  };
-  virtual absl::Status DeleteCompletedTasks(const CompletedTasks& tasks) = 0;
+  // Records the shard's ack levels and deletes every task at or below them, in one
+  // transaction fenced by `range_id` (kFailedPrecondition when it moved on).
+  virtual absl::Status CompleteTasks(int32_t shard_id, int64_t range_id,
+                                     int64_t transfer_ack_level, TimerKey timer_ack_level) = 0;
   // Timer tasks of a shard due before `until`, after (time, task_id) `after`, in order.
   virtual absl::StatusOr<std::vector<v1::TimerTask>> ListTimerTasks(
       int32_t shard_id, absl::Time after_time, int64_t after_task_id, absl::Time until,
@@ -170,7 +210,10 @@ class TaskQueueStore {
   // Tasks with task_id > after, in order.
   virtual absl::StatusOr<std::vector<StoredTask>> ListTasks(const TaskQueueKey& queue,
                                                            int64_t after, int limit) = 0;
-  virtual absl::Status DeleteTask(const TaskQueueKey& queue, int64_t task_id) = 0;
+  // Deletes every task with task_id <= `ack_level`, fenced by the lease (kFailedPrecondition
+  // when it moved on).
+  virtual absl::Status DeleteTasksUpTo(const TaskQueueKey& queue, int64_t range_id,
+                                       int64_t ack_level) = 0;
 };
 
 // All the stores over one database.

@@ -37,7 +37,7 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
       CheckKeys(root, "config", {"persistence", "frontend", "history", "namespaces", "log", "limits"});
   if (!st.ok()) return st;
   if (const auto p = root["persistence"]) {
-    st = CheckKeys(p, "persistence", {"driver", "sqlite", "postgres"});
+    st = CheckKeys(p, "persistence", {"driver", "sqlite", "postgres", "fault_injection"});
     if (!st.ok()) return st;
     if (p["driver"]) c->store = p["driver"].as<std::string>();
     if (const auto s = p["sqlite"]) {
@@ -57,6 +57,18 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
       if (pg["database"]) c->postgres.database = pg["database"].as<std::string>();
       if (pg["max_conns"]) c->postgres.pool_size = pg["max_conns"].as<int>();
     }
+    if (const auto fi = p["fault_injection"]) {
+      st = CheckKeys(fi, "persistence.fault_injection", {"rate", "seed", "timeout_delay_ms"});
+      if (!st.ok()) return st;
+      if (fi["rate"]) c->fault_injection.rate = fi["rate"].as<double>();
+      if (fi["seed"]) c->fault_injection.seed = fi["seed"].as<uint64_t>();
+      if (fi["timeout_delay_ms"]) {
+        c->fault_injection.timeout_delay = absl::Milliseconds(fi["timeout_delay_ms"].as<int64_t>());
+      }
+      if (c->fault_injection.rate < 0 || c->fault_injection.rate > 1) {
+        return absl::InvalidArgumentError("persistence.fault_injection.rate must be in [0, 1]");
+      }
+    }
   }
   if (const auto f = root["frontend"]) {
     st = CheckKeys(f, "frontend", {"bind_ip", "grpc_port"});
@@ -65,9 +77,14 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
     if (f["grpc_port"]) c->grpc_port = f["grpc_port"].as<int>();
   }
   if (const auto h = root["history"]) {
-    st = CheckKeys(h, "history", {"num_shards"});
+    st = CheckKeys(h, "history", {"num_shards", "cache_size", "cache_bytes"});
     if (!st.ok()) return st;
     if (h["num_shards"]) c->num_shards = h["num_shards"].as<int>();
+    if (h["cache_size"]) c->cache_entries = h["cache_size"].as<size_t>();
+    if (h["cache_bytes"]) c->cache_bytes = h["cache_bytes"].as<size_t>();
+    if (c->cache_entries == 0 || c->cache_bytes == 0) {
+      return absl::InvalidArgumentError("history.cache_size and history.cache_bytes must be positive");
+    }
   }
   if (const auto n = root["namespaces"]) c->namespaces = n.as<std::vector<std::string>>();
   if (const auto l = root["limits"]) {

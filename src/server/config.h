@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "history/state_machine.h"
 #include "persistence/driver.h"
+#include "persistence/fault_injection.h"
 
 namespace almanac::server {
 
@@ -20,6 +21,10 @@ struct ServerConfig {
   std::string bind_ip = "127.0.0.1";
   int grpc_port = 7233;
   int num_shards = 4;  // fixed when the store is created
+  size_t cache_entries = 100000;         // history's run cache, over all shards
+  size_t cache_bytes = size_t{1} << 30;  // and its memory bound
+  // Off unless configured: makes a fraction of the store's transactions fail (tests).
+  persistence::FaultInjectionOptions fault_injection;
   std::vector<std::string> namespaces = {"default"};
   bool auto_migrate = false;  // dev mode migrates the schema by itself
   std::string log_level = "info";

@@ -2,6 +2,9 @@
 
 #include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <unistd.h>
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +17,7 @@
 #include "history/history_engine.h"
 #include "history/state_machine.h"
 #include "matching/matching_engine.h"
+#include "persistence/fault_injection.h"
 #include "persistence/schema.h"
 #include "persistence/stores.h"
 #include "spdlog/spdlog.h"
@@ -35,6 +39,18 @@ absl::StatusOr<std::unique_ptr<persistence::SqlDriver>> OpenDriver(const ServerC
 }
 
 namespace {
+
+// Start-up steps write to the store; a transient failure (a lost connection, or an injected
+// fault) is retried a few times before the start gives up.
+absl::Status RetryTransient(const std::function<absl::Status()>& step) {
+  absl::Status st;
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    st = step();
+    if (!absl::IsUnavailable(st) && !absl::IsDeadlineExceeded(st)) return st;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return st;
+}
 
 frontend::ValidationLimits ValidationLimitsOf(const ServerConfig& config) {
   frontend::ValidationLimits limits;
@@ -84,9 +100,18 @@ class ServerImpl final : public Server {
           "the database schema is at version ", *version, ", this build needs ",
           persistence::CurrentSchemaVersion(), ": run `almanac schema setup`"));
     }
+    if (config.fault_injection.rate > 0) {
+      spdlog::warn("fault injection is on: {}% of the store's transactions will fail",
+                   config.fault_injection.rate * 100);
+      *driver = persistence::NewFaultInjectingDriver(std::move(*driver), config.fault_injection);
+    }
     stores_ = persistence::NewSqlStores(std::move(*driver));
-    auto cluster = stores_->cluster->GetOrCreate({NewUuid(), config.num_shards});
-    if (!cluster.ok()) return cluster.status();
+    absl::StatusOr<persistence::ClusterMetadataStore::Metadata> cluster;
+    absl::Status got = RetryTransient([&] {
+      cluster = stores_->cluster->GetOrCreate({NewUuid(), config.num_shards});
+      return cluster.status();
+    });
+    if (!got.ok()) return got;
     if (cluster->num_shards != config.num_shards) {
       spdlog::info("using the store's {} history shards (fixed when it was created)",
                    cluster->num_shards);
@@ -94,7 +119,7 @@ class ServerImpl final : public Server {
 
     namespaces_ = std::make_unique<NamespaceRegistry>(stores_->namespaces.get());
     for (const std::string& name : config.namespaces) {
-      absl::Status st = EnsureNamespace(name);
+      absl::Status st = RetryTransient([&] { return EnsureNamespace(name); });
       if (!st.ok()) return st;
     }
 
@@ -103,6 +128,11 @@ class ServerImpl final : public Server {
     deadlines_ = std::make_unique<DeadlineQueue>(clock);
     history::HistoryOptions hopts;
     hopts.num_shards = cluster->num_shards;
+    hopts.cache_entries = config.cache_entries;
+    hopts.cache_bytes = config.cache_bytes;
+    char host[256] = {0};
+    gethostname(host, sizeof(host) - 1);
+    hopts.owner = absl::StrCat(host, ":", getpid(), ":", NewUuid().substr(0, 8));
     hopts.limits = config.limits;
     history_ = std::make_unique<history::HistoryEngine>(stores_.get(), namespaces_.get(), clock,
                                                         deadlines_.get(), executor_.get(), hopts);
@@ -110,7 +140,7 @@ class ServerImpl final : public Server {
         stores_->task_queues.get(), history_.get(), clock, deadlines_.get(), executor_.get(),
         matching::MatchingOptions());
     history_->SetMatching(matching_.get());
-    absl::Status st = history_->Start();
+    absl::Status st = RetryTransient([&] { return history_->Start(); });
     if (!st.ok()) return st;
 
     frontend::ServerIdentity identity;

@@ -164,6 +164,11 @@ class AlmanacServer:
     `store` is "sqlite" (start-dev on a database file) or "postgres" (schema setup, then
     server, against its own database in a PostgreSQL cluster). The daemon's stderr and stdout
     go to `log_path`, appended across restarts.
+
+    `extra_config` is top-level YAML appended to the daemon's config file (history cache
+    bounds, ...) and `persistence_config` YAML lines under `persistence:` (fault injection);
+    with either, the SQLite daemon runs `server --config` instead of start-dev. `database`
+    names an existing PostgreSQL database to share with another daemon.
     """
 
     def __init__(
@@ -171,6 +176,10 @@ class AlmanacServer:
         store: str,
         work_dir: Path,
         postgres: PostgresCluster | None = None,
+        extra_config: str = "",
+        persistence_config: str = "",
+        database: str | None = None,
+        name: str | None = None,
     ) -> None:
         if store not in ("sqlite", "postgres"):
             raise ValueError(f"unknown store {store!r}")
@@ -182,8 +191,11 @@ class AlmanacServer:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.log_path = self.work_dir / f"almanac-{store}.log"
+        self.log_path = self.work_dir / f"almanac-{name or store}.log"
         self._postgres = postgres
+        self._extra_config = extra_config
+        self._persistence_config = persistence_config
+        self.database = database
         self._process: subprocess.Popen[bytes] | None = None
         self._config_path: Path | None = None
         self._schema_ready = False
@@ -198,8 +210,9 @@ class AlmanacServer:
             raise RuntimeError(
                 f"almanac binary not found at {self.binary} (build it, or set ALMANAC_BIN)"
             )
-        if self.store == "postgres" and not self._schema_ready:
-            self._setup_postgres_schema()
+        custom = bool(self._extra_config or self._persistence_config)
+        if (self.store == "postgres" or custom) and not self._schema_ready:
+            self._setup_schema()
         self._spawn(self._serve_command())
         self._wait_until_ready()
 
@@ -239,7 +252,7 @@ class AlmanacServer:
     # Internals ---------------------------------------------------------------------------
 
     def _serve_command(self) -> list[str]:
-        if self.store == "sqlite":
+        if self.store == "sqlite" and not (self._extra_config or self._persistence_config):
             return [
                 str(self.binary), "start-dev",
                 "--ip", "127.0.0.1",
@@ -248,23 +261,37 @@ class AlmanacServer:
             ]
         return [str(self.binary), "server", "--config", str(self._config_path)]
 
-    def _setup_postgres_schema(self) -> None:
-        assert self._postgres is not None
-        database = self._postgres.create_database()
-        self._config_path = self.work_dir / "almanac.yaml"
+    def _setup_schema(self) -> None:
+        if self.store == "postgres":
+            assert self._postgres is not None
+            if self.database is None:
+                self.database = self._postgres.create_database()
+            store_config = (
+                "persistence:\n"
+                "  driver: postgres\n"
+                "  postgres:\n"
+                f"    host: {self._postgres.host}\n"
+                f"    port: {self._postgres.port}\n"
+                f"    user: {PostgresCluster.ROLE}\n"
+                '    password: ""\n'
+                f"    database: {self.database}\n"
+            )
+        else:
+            store_config = (
+                "persistence:\n"
+                "  driver: sqlite\n"
+                "  sqlite:\n"
+                f"    path: {self.work_dir / 'almanac.db'}\n"
+            )
+        self._config_path = self.work_dir / f"almanac-{self.port}.yaml"
         self._config_path.write_text(
-            "persistence:\n"
-            "  driver: postgres\n"
-            "  postgres:\n"
-            f"    host: {self._postgres.host}\n"
-            f"    port: {self._postgres.port}\n"
-            f"    user: {PostgresCluster.ROLE}\n"
-            '    password: ""\n'
-            f"    database: {database}\n"
-            "frontend:\n"
+            store_config
+            + self._persistence_config
+            + "frontend:\n"
             "  bind_ip: 127.0.0.1\n"
             f"  grpc_port: {self.port}\n"
             "namespaces: [default]\n"
+            + self._extra_config
         )
         cmd = [str(self.binary), "schema", "setup", "--config", str(self._config_path)]
         with self.log_path.open("ab") as log:

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "persistence/stores.h"
 
 namespace almanac::persistence {
@@ -140,33 +141,154 @@ class SqlNamespaceStore final : public NamespaceStore {
   SqlDriver* driver_;
 };
 
+// Checks, inside a transaction, that the shard's lease is still `range_id`. On PostgreSQL a
+// shared row lock keeps a new owner's lease from landing between this check and the commit.
+absl::Status FenceShard(SqlDriver* driver, SqlConnection& conn, int32_t shard_id,
+                        int64_t range_id) {
+  SqlRows fence;
+  absl::Status st = conn.Exec(driver->dialect() == Dialect::kPostgres
+                                  ? "SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE"
+                                  : "SELECT range_id FROM shards WHERE shard_id = $1",
+                              {Int(shard_id)}, &fence);
+  if (!st.ok()) return st;
+  if (fence.rows.empty() || AsInt(fence.rows[0][0]) != range_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", shard_id, " is owned by another range"));
+  }
+  return absl::OkStatus();
+}
+
 class SqlShardStore final : public ShardStore {
  public:
   explicit SqlShardStore(SqlDriver* driver) : driver_(driver) {}
 
-  absl::StatusOr<int64_t> AcquireShard(int32_t shard_id) override {
-    int64_t range_id = 0;
+  absl::StatusOr<ShardInfo> AcquireShard(int32_t shard_id, const std::string& owner) override {
+    ShardInfo info;
     absl::Status st = InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
       absl::Status s = conn.Exec(
           "INSERT INTO shards (shard_id, range_id) VALUES ($1, 0) ON CONFLICT (shard_id) DO NOTHING",
           {Int(shard_id)}, nullptr);
       if (!s.ok()) return s;
-      s = conn.Exec("UPDATE shards SET range_id = range_id + 1 WHERE shard_id = $1",
-                    {Int(shard_id)}, nullptr);
+      s = conn.Exec("UPDATE shards SET range_id = range_id + 1, owner = $2 WHERE shard_id = $1",
+                    {Int(shard_id), Text(owner)}, nullptr);
       if (!s.ok()) return s;
       SqlRows rows;
-      s = conn.Exec("SELECT range_id FROM shards WHERE shard_id = $1", {Int(shard_id)}, &rows);
+      s = conn.Exec(
+          "SELECT range_id, transfer_ack_level, timer_ack_time, timer_ack_task_id FROM shards "
+          "WHERE shard_id = $1",
+          {Int(shard_id)}, &rows);
       if (!s.ok()) return s;
-      range_id = AsInt(rows.rows.at(0)[0]);
+      if (rows.rows.empty()) return absl::InternalError("shard row missing");
+      const auto& r = rows.rows[0];
+      info.range_id = AsInt(r[0]);
+      info.transfer_ack_level = AsInt(r[1]);
+      info.timer_ack_level = {AsInt(r[2]), AsInt(r[3])};
       return absl::OkStatus();
     });
     if (!st.ok()) return st;
-    return range_id;
+    return info;
+  }
+
+  absl::Status RenewShard(int32_t shard_id, int64_t range_id, const std::string& owner,
+                          absl::Time now) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "UPDATE shards SET lease_renewed_at = $1, owner = $2 "
+                            "WHERE shard_id = $3 AND range_id = $4",
+                            {Int(ToMicros(now)), Text(owner), Int(shard_id), Int(range_id)}, &rows);
+    if (!st.ok()) return st;
+    if (rows.rows_affected != 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("shard ", shard_id, " is owned by another range"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<int64_t> RenewRange(int32_t shard_id, int64_t range_id) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "UPDATE shards SET range_id = range_id + 1 "
+                            "WHERE shard_id = $1 AND range_id = $2",
+                            {Int(shard_id), Int(range_id)}, &rows);
+    if (!st.ok()) return st;
+    if (rows.rows_affected != 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("shard ", shard_id, " is owned by another range"));
+    }
+    return range_id + 1;
   }
 
  private:
   SqlDriver* driver_;
 };
+
+// The kinds of a run's pending items, each stored as a row of execution_items. Numbers are
+// stored: never reuse one. Children, outgoing signals and cancels, and updates join here.
+enum class ItemKind : int64_t { kActivity = 1, kTimer = 2, kBufferedEvent = 3 };
+
+// The execution row: the state without its pending items.
+v1::MutableState ExecutionRow(const v1::MutableState& state) {
+  v1::MutableState row;
+  if (state.has_execution()) *row.mutable_execution() = state.execution();
+  if (state.has_workflow_task()) *row.mutable_workflow_task() = state.workflow_task();
+  row.set_next_event_id(state.next_event_id());
+  row.set_db_version(state.db_version());
+  if (state.has_close_event()) *row.mutable_close_event() = state.close_event();
+  if (state.has_sticky()) *row.mutable_sticky() = state.sticky();
+  row.set_storage_format(1);
+  return row;
+}
+
+std::string BufferedEventKey(int index) { return absl::StrFormat("%010d", index); }
+
+// One item row to write (data set) or delete (data empty).
+struct ItemWrite {
+  ItemKind kind;
+  std::string id;
+  std::optional<std::string> data;
+};
+
+// The item rows that turn `base` into `state`. Unchanged items are found by comparing
+// their encodings in reused buffers; a map inside an item may encode in another order in a
+// copy, which only costs a needless rewrite of that row.
+template <typename Map, typename KeyFn>
+void DiffItems(ItemKind kind, const Map* base, const Map& now, KeyFn key,
+               std::vector<ItemWrite>* out) {
+  std::string mine;
+  std::string theirs;
+  for (const auto& [k, v] : now) {
+    v.SerializeToString(&mine);
+    if (base != nullptr) {
+      auto it = base->find(k);
+      if (it != base->end() && it->second.SerializeToString(&theirs) && theirs == mine) continue;
+    }
+    out->push_back({kind, key(k), mine});
+  }
+  if (base == nullptr) return;
+  for (const auto& [k, v] : *base) {
+    if (!now.contains(k)) out->push_back({kind, key(k), std::nullopt});
+  }
+}
+
+std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::MutableState& state) {
+  const bool diff = base != nullptr && base->storage_format() >= 1;
+  std::vector<ItemWrite> out;
+  DiffItems(ItemKind::kActivity, diff ? &base->activities() : nullptr, state.activities(),
+            [](int64_t k) { return absl::StrCat(k); }, &out);
+  DiffItems(ItemKind::kTimer, diff ? &base->timers() : nullptr, state.timers(),
+            [](const std::string& k) { return k; }, &out);
+  // Buffered events are appended, then flushed all at once: rows by position.
+  const int before = diff ? base->buffered_events_size() : 0;
+  for (int i = 0; i < state.buffered_events_size(); ++i) {
+    std::string bytes = state.buffered_events(i).SerializeAsString();
+    if (i < before && base->buffered_events(i).SerializeAsString() == bytes) continue;
+    out.push_back({ItemKind::kBufferedEvent, BufferedEventKey(i), std::move(bytes)});
+  }
+  for (int i = state.buffered_events_size(); i < before; ++i) {
+    out.push_back({ItemKind::kBufferedEvent, BufferedEventKey(i), std::nullopt});
+  }
+  return out;
+}
 
 class SqlExecutionStore final : public ExecutionStore {
  public:
@@ -202,32 +324,23 @@ class SqlExecutionStore final : public ExecutionStore {
     const SqlValue wid = Text(info.workflow_id());
     const SqlValue rid = Text(info.run_id());
     return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
-      // Fence: the shard must still be ours. On PostgreSQL a shared row lock keeps a new
-      // owner's lease from landing between this check and the commit.
-      SqlRows fence;
-      absl::Status st = conn.Exec(
-          driver_->dialect() == Dialect::kPostgres
-              ? "SELECT range_id FROM shards WHERE shard_id = $1 FOR SHARE"
-              : "SELECT range_id FROM shards WHERE shard_id = $1",
-          {shard}, &fence);
+      // Fence: the shard must still be ours.
+      absl::Status st = FenceShard(driver_, conn, m.shard_id, m.range_id);
       if (!st.ok()) return st;
-      if (fence.rows.empty() || AsInt(fence.rows[0][0]) != m.range_id) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("shard ", m.shard_id, " is owned by another range"));
-      }
 
+      const v1::MutableState row = ExecutionRow(state);
       if (m.create) {
         st = conn.Exec(
             "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, db_version, state) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
-            {shard, ns, wid, rid, Int(state.db_version()), Bytes(state)}, nullptr);
+            {shard, ns, wid, rid, Int(state.db_version()), Bytes(row)}, nullptr);
         if (!st.ok()) return st;
       } else {
         SqlRows rows;
         st = conn.Exec(
             "UPDATE executions SET db_version = $1, state = $2 WHERE shard_id = $3 AND "
             "namespace_id = $4 AND workflow_id = $5 AND run_id = $6 AND db_version = $7",
-            {Int(state.db_version()), Bytes(state), shard, ns, wid, rid,
+            {Int(state.db_version()), Bytes(row), shard, ns, wid, rid,
              Int(m.expected_db_version)},
             &rows);
         if (!st.ok()) return st;
@@ -235,6 +348,8 @@ class SqlExecutionStore final : public ExecutionStore {
           return absl::AbortedError("workflow state changed underneath (stale db_version)");
         }
       }
+      st = WriteItems(conn, shard, ns, wid, rid, m.create ? nullptr : m.base, state);
+      if (!st.ok()) return st;
 
       auto append_events = [&](const SqlValue& run_id,
                                const std::vector<const HistoryEvent*>& events) -> absl::Status {
@@ -257,7 +372,9 @@ class SqlExecutionStore final : public ExecutionStore {
         st = conn.Exec(
             "INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, db_version, state) "
             "VALUES ($1, $2, $3, $4, $5, $6)",
-            {shard, ns, wid, next_rid, Int(next.db_version()), Bytes(next)}, nullptr);
+            {shard, ns, wid, next_rid, Int(next.db_version()), Bytes(ExecutionRow(next))}, nullptr);
+        if (!st.ok()) return st;
+        st = WriteItems(conn, shard, ns, wid, next_rid, nullptr, next);
         if (!st.ok()) return st;
         st = append_events(next_rid, m.new_run_events);
         if (!st.ok()) return st;
@@ -340,7 +457,82 @@ class SqlExecutionStore final : public ExecutionStore {
         st = UpsertVisibility(conn, *m.new_run_state);
         if (!st.ok()) return st;
       }
+      for (const RequestIdRecord& r : m.request_ids) {
+        st = conn.Exec(
+            "INSERT INTO request_ids (shard_id, namespace_id, workflow_id, request_id, run_id, "
+            "expire_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (shard_id, namespace_id, "
+            "workflow_id, request_id) DO UPDATE SET run_id = excluded.run_id, "
+            "expire_at = excluded.expire_at",
+            {shard, ns, wid, Text(r.request_id), Text(r.run_id), Int(ToMicros(r.expire_at))},
+            nullptr);
+        if (!st.ok()) return st;
+      }
       return absl::OkStatus();
+    });
+  }
+
+  // Writes the item rows that differ between `base` and `state` (all of them when base is
+  // null or stored before schema version 4). A run that closed loses all its rows at once.
+  static absl::Status WriteItems(SqlConnection& conn, const SqlValue& shard, const SqlValue& ns,
+                                 const SqlValue& wid, const SqlValue& rid,
+                                 const v1::MutableState* base, const v1::MutableState& state) {
+    const bool closed =
+        state.execution().status() != temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_RUNNING;
+    if (closed && state.activities().empty() && state.timers().empty() &&
+        state.buffered_events().empty()) {
+      if (base == nullptr) return absl::OkStatus();
+      return conn.Exec(
+          "DELETE FROM execution_items WHERE shard_id = $1 AND namespace_id = $2 AND "
+          "workflow_id = $3 AND run_id = $4",
+          {shard, ns, wid, rid}, nullptr);
+    }
+    for (ItemWrite& w : ItemWrites(base, state)) {
+      absl::Status st;
+      if (w.data.has_value()) {
+        st = conn.Exec(
+            "INSERT INTO execution_items (shard_id, namespace_id, workflow_id, run_id, kind, "
+            "item_id, data) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (shard_id, "
+            "namespace_id, workflow_id, run_id, kind, item_id) DO UPDATE SET data = excluded.data",
+            {shard, ns, wid, rid, Int(static_cast<int64_t>(w.kind)), Text(std::move(w.id)),
+             SqlValue(Blob{std::move(*w.data)})},
+            nullptr);
+      } else {
+        st = conn.Exec(
+            "DELETE FROM execution_items WHERE shard_id = $1 AND namespace_id = $2 AND "
+            "workflow_id = $3 AND run_id = $4 AND kind = $5 AND item_id = $6",
+            {shard, ns, wid, rid, Int(static_cast<int64_t>(w.kind)), Text(std::move(w.id))},
+            nullptr);
+      }
+      if (!st.ok()) return st;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::optional<std::string>> FindRequestId(int32_t shard_id,
+                                                           const std::string& namespace_id,
+                                                           const std::string& workflow_id,
+                                                           const std::string& request_id,
+                                                           absl::Time now) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "SELECT run_id FROM request_ids WHERE shard_id = $1 AND "
+                            "namespace_id = $2 AND workflow_id = $3 AND request_id = $4 AND "
+                            "expire_at > $5",
+                            {Int(shard_id), Text(namespace_id), Text(workflow_id),
+                             Text(request_id), Int(ToMicros(now))},
+                            &rows);
+    if (!st.ok()) return st;
+    if (rows.rows.empty()) return std::optional<std::string>();
+    return std::optional<std::string>(AsString(rows.rows[0][0]));
+  }
+
+  absl::Status DeleteExpiredRequestIds(int32_t shard_id, int64_t range_id,
+                                       absl::Time now) override {
+    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
+      absl::Status st = FenceShard(driver_, conn, shard_id, range_id);
+      if (!st.ok()) return st;
+      return conn.Exec("DELETE FROM request_ids WHERE shard_id = $1 AND expire_at <= $2",
+                       {Int(shard_id), Int(ToMicros(now))}, nullptr);
     });
   }
 
@@ -374,7 +566,42 @@ class SqlExecutionStore final : public ExecutionStore {
                                               "/", run.run_id()));
     }
     auto state = ParseRecord<v1::MutableState>(rows.rows[0][0], "mutable state");
-    if (!state.ok() || state->activities().empty()) return state;
+    if (!state.ok()) return state;
+    if (state->storage_format() >= 1) {
+      SqlRows items;
+      st = Query(driver_,
+                 "SELECT kind, item_id, data FROM execution_items WHERE shard_id = $1 AND "
+                 "namespace_id = $2 AND workflow_id = $3 AND run_id = $4 ORDER BY kind, item_id",
+                 {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()),
+                  Text(run.run_id())},
+                 &items);
+      if (!st.ok()) return st;
+      for (const auto& item : items.rows) {
+        switch (static_cast<ItemKind>(AsInt(item[0]))) {
+          case ItemKind::kActivity: {
+            auto ai = ParseRecord<v1::ActivityInfo>(item[2], "activity");
+            if (!ai.ok()) return ai.status();
+            (*state->mutable_activities())[ai->scheduled_event_id()] = std::move(*ai);
+            break;
+          }
+          case ItemKind::kTimer: {
+            auto ti = ParseRecord<v1::TimerInfo>(item[2], "timer");
+            if (!ti.ok()) return ti.status();
+            (*state->mutable_timers())[ti->timer_id()] = std::move(*ti);
+            break;
+          }
+          case ItemKind::kBufferedEvent: {
+            auto e = ParseRecord<HistoryEvent>(item[2], "buffered event");
+            if (!e.ok()) return e.status();
+            *state->add_buffered_events() = std::move(*e);
+            break;
+          }
+          default:
+            return absl::DataLossError(absl::StrCat("unknown execution item kind ", AsInt(item[0])));
+        }
+      }
+    }
+    if (state->activities().empty()) return state;
     SqlRows beats;
     st = Query(driver_,
                "SELECT scheduled_event_id, heartbeat_time, details FROM activity_heartbeats "
@@ -398,30 +625,40 @@ class SqlExecutionStore final : public ExecutionStore {
     return state;
   }
 
-  absl::Status RecordHeartbeat(int32_t shard_id, const v1::RunKey& run, int64_t scheduled_event_id,
-                               absl::Time time,
+  absl::Status RecordHeartbeat(int32_t shard_id, int64_t range_id, const v1::RunKey& run,
+                               int64_t scheduled_event_id, absl::Time time,
                                const temporal::api::common::v1::Payloads& details) override {
-    return Query(driver_,
-                 "INSERT INTO activity_heartbeats (shard_id, namespace_id, workflow_id, run_id, "
-                 "scheduled_event_id, heartbeat_time, details) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-                 "ON CONFLICT (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id) "
-                 "DO UPDATE SET heartbeat_time = excluded.heartbeat_time, details = excluded.details",
-                 {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()),
-                  Text(run.run_id()), Int(scheduled_event_id), Int(ToMicros(time)), Bytes(details)},
-                 nullptr);
+    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
+      absl::Status st = FenceShard(driver_, conn, shard_id, range_id);
+      if (!st.ok()) return st;
+      return conn.Exec(
+          "INSERT INTO activity_heartbeats (shard_id, namespace_id, workflow_id, run_id, "
+          "scheduled_event_id, heartbeat_time, details) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+          "ON CONFLICT (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id) "
+          "DO UPDATE SET heartbeat_time = excluded.heartbeat_time, details = excluded.details",
+          {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()), Text(run.run_id()),
+           Int(scheduled_event_id), Int(ToMicros(time)), Bytes(details)},
+          nullptr);
+    });
   }
 
   absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run, int64_t first_event_id,
                            int64_t next_event_id, int max_events, History* out) override {
+    // Each batch holds at least one event, so `max_events` batches always suffice; the
+    // primary key (.., first_event_id) serves the range and the order.
     SqlRows rows;
-    absl::Status st = Query(
-        driver_,
+    std::vector<SqlValue> params = {Int(shard_id),        Text(run.namespace_id()),
+                                    Text(run.workflow_id()), Text(run.run_id()),
+                                    Int(first_event_id),  Int(next_event_id)};
+    std::string sql =
         "SELECT data FROM history_events WHERE shard_id = $1 AND namespace_id = $2 AND "
         "workflow_id = $3 AND run_id = $4 AND last_event_id >= $5 AND first_event_id < $6 "
-        "ORDER BY first_event_id",
-        {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()), Text(run.run_id()),
-         Int(first_event_id), Int(next_event_id)},
-        &rows);
+        "ORDER BY first_event_id";
+    if (max_events > 0) {
+      sql += " LIMIT $7";
+      params.push_back(Int(max_events));
+    }
+    absl::Status st = Query(driver_, sql, std::move(params), &rows);
     if (!st.ok()) return st;
     int taken = 0;
     for (const auto& row : rows.rows) {
@@ -478,23 +715,25 @@ class SqlExecutionStore final : public ExecutionStore {
     return out;
   }
 
-  absl::Status DeleteCompletedTasks(const CompletedTasks& tasks) override {
-    if (tasks.empty()) return absl::OkStatus();
+  absl::Status CompleteTasks(int32_t shard_id, int64_t range_id, int64_t transfer_ack_level,
+                             TimerKey timer_ack_level) override {
     return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
-      for (const auto& t : tasks.transfer) {
-        absl::Status st =
-            conn.Exec("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id = $2",
-                      {Int(t.shard_id), Int(t.task_id)}, nullptr);
-        if (!st.ok()) return st;
-      }
-      for (const auto& t : tasks.timers) {
-        absl::Status st = conn.Exec(
-            "DELETE FROM timer_tasks WHERE shard_id = $1 AND visibility_time = $2 AND "
-            "task_id = $3",
-            {Int(t.shard_id), Int(ToMicros(t.visibility_time)), Int(t.task_id)}, nullptr);
-        if (!st.ok()) return st;
-      }
-      return absl::OkStatus();
+      absl::Status st = FenceShard(driver_, conn, shard_id, range_id);
+      if (!st.ok()) return st;
+      st = conn.Exec(
+          "UPDATE shards SET transfer_ack_level = $1, timer_ack_time = $2, timer_ack_task_id = $3 "
+          "WHERE shard_id = $4",
+          {Int(transfer_ack_level), Int(timer_ack_level.time_micros), Int(timer_ack_level.task_id),
+           Int(shard_id)},
+          nullptr);
+      if (!st.ok()) return st;
+      st = conn.Exec("DELETE FROM transfer_tasks WHERE shard_id = $1 AND task_id <= $2",
+                     {Int(shard_id), Int(transfer_ack_level)}, nullptr);
+      if (!st.ok()) return st;
+      return conn.Exec(
+          "DELETE FROM timer_tasks WHERE shard_id = $1 AND (visibility_time < $2 OR "
+          "(visibility_time = $2 AND task_id <= $3))",
+          {Int(shard_id), Int(timer_ack_level.time_micros), Int(timer_ack_level.task_id)}, nullptr);
     });
   }
 
@@ -505,6 +744,23 @@ class SqlExecutionStore final : public ExecutionStore {
 class SqlTaskQueueStore final : public TaskQueueStore {
  public:
   explicit SqlTaskQueueStore(SqlDriver* driver) : driver_(driver) {}
+
+  // Checks, inside a transaction, that the queue's lease is still `range_id`.
+  absl::Status FenceQueue(SqlConnection& conn, const TaskQueueKey& q, int64_t range_id) {
+    SqlRows fence;
+    absl::Status s = conn.Exec(
+        driver_->dialect() == Dialect::kPostgres
+            ? "SELECT range_id FROM task_queues WHERE namespace_id = $1 AND name = $2 AND "
+              "kind = $3 FOR SHARE"
+            : "SELECT range_id FROM task_queues WHERE namespace_id = $1 AND name = $2 AND "
+              "kind = $3",
+        {Text(q.namespace_id), Text(q.name), Int(static_cast<int64_t>(q.kind))}, &fence);
+    if (!s.ok()) return s;
+    if (fence.rows.empty() || AsInt(fence.rows[0][0]) != range_id) {
+      return absl::FailedPreconditionError("task queue lease moved on");
+    }
+    return absl::OkStatus();
+  }
 
   absl::StatusOr<int64_t> LeaseQueue(const TaskQueueKey& q) override {
     int64_t range_id = 0;
@@ -537,18 +793,8 @@ class SqlTaskQueueStore final : public TaskQueueStore {
                        const v1::TaskQueueTask& task) override {
     const SqlValue kind = Int(static_cast<int64_t>(q.kind));
     return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
-      SqlRows fence;
-      absl::Status s = conn.Exec(
-          driver_->dialect() == Dialect::kPostgres
-              ? "SELECT range_id FROM task_queues WHERE namespace_id = $1 AND name = $2 AND "
-                "kind = $3 FOR SHARE"
-              : "SELECT range_id FROM task_queues WHERE namespace_id = $1 AND name = $2 AND "
-                "kind = $3",
-          {Text(q.namespace_id), Text(q.name), kind}, &fence);
+      absl::Status s = FenceQueue(conn, q, range_id);
       if (!s.ok()) return s;
-      if (fence.rows.empty() || AsInt(fence.rows[0][0]) != range_id) {
-        return absl::FailedPreconditionError("task queue lease moved on");
-      }
       return conn.Exec(
           "INSERT INTO task_queue_tasks (namespace_id, name, kind, task_id, data) "
           "VALUES ($1, $2, $3, $4, $5)",
@@ -575,13 +821,17 @@ class SqlTaskQueueStore final : public TaskQueueStore {
     return out;
   }
 
-  absl::Status DeleteTask(const TaskQueueKey& q, int64_t task_id) override {
-    return Query(driver_,
-                 "DELETE FROM task_queue_tasks WHERE namespace_id = $1 AND name = $2 AND "
-                 "kind = $3 AND task_id = $4",
-                 {Text(q.namespace_id), Text(q.name), Int(static_cast<int64_t>(q.kind)),
-                  Int(task_id)},
-                 nullptr);
+  absl::Status DeleteTasksUpTo(const TaskQueueKey& q, int64_t range_id,
+                               int64_t ack_level) override {
+    const SqlValue kind = Int(static_cast<int64_t>(q.kind));
+    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
+      absl::Status s = FenceQueue(conn, q, range_id);
+      if (!s.ok()) return s;
+      return conn.Exec(
+          "DELETE FROM task_queue_tasks WHERE namespace_id = $1 AND name = $2 AND kind = $3 "
+          "AND task_id <= $4",
+          {Text(q.namespace_id), Text(q.name), kind, Int(ack_level)}, nullptr);
+    });
   }
 
  private:
