@@ -43,7 +43,7 @@ bool IsRunning(const v1::MutableState& ms) {
   return ms.execution().status() == enums::WORKFLOW_EXECUTION_STATUS_RUNNING;
 }
 
-// Helpers shared with successor_run.cc; see state_machine_internal.h.
+// Helpers shared with command_handlers.cc and successor_run.cc; see state_machine_internal.h.
 namespace internal {
 
 int64_t NextStamp(v1::MutableState* ms) {
@@ -157,8 +157,8 @@ using internal::ArmRunTimeout;
 using internal::ArmScheduleToStart;
 using internal::BuildSuccessorRun;
 using internal::Close;
-using internal::DefaultRetryPolicy;
-using internal::DispatchActivity;
+using internal::CommandContext;
+using internal::CommandError;
 using internal::NewEvent;
 using internal::NewTimer;
 using internal::NextStamp;
@@ -301,42 +301,6 @@ void WriteTransientEvents(v1::MutableState* ms, Effects* fx) {
   Append(std::move(started), ms, fx);
 }
 
-// Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message
-// when the command sets neither schedule-to-close nor start-to-close.
-std::optional<std::string> NormalizeActivityTimeouts(
-    api::command::v1::ScheduleActivityTaskCommandAttributes* a, absl::Duration run_timeout) {
-  absl::Duration s2c = FromProto(a->schedule_to_close_timeout());
-  absl::Duration s2s = FromProto(a->schedule_to_start_timeout());
-  absl::Duration stc = FromProto(a->start_to_close_timeout());
-  absl::Duration hb = FromProto(a->heartbeat_timeout());
-  if (s2c < absl::ZeroDuration() || s2s < absl::ZeroDuration() || stc < absl::ZeroDuration() ||
-      hb < absl::ZeroDuration()) {
-    return "activity timeouts must not be negative";
-  }
-  const absl::Duration zero = absl::ZeroDuration();
-  if (run_timeout > zero && (s2c == zero || s2c > run_timeout)) s2c = run_timeout;
-  if (s2c > zero) {
-    if (s2s == zero || s2s > s2c) s2s = s2c;
-    if (stc == zero || stc > s2c) stc = s2c;
-  } else if (stc > zero) {
-    // Neither the command nor the run bounds the activity's whole life.
-  } else {
-    return "A valid StartToClose or ScheduleToCloseTimeout is not set on "
-           "ScheduleActivityTaskCommand.";
-  }
-  if (hb > stc) hb = stc;
-  *a->mutable_schedule_to_close_timeout() = ToProto(s2c);
-  *a->mutable_schedule_to_start_timeout() = ToProto(s2s);
-  *a->mutable_start_to_close_timeout() = ToProto(stc);
-  *a->mutable_heartbeat_timeout() = ToProto(hb);
-  return std::nullopt;
-}
-
-struct CommandError {
-  enums::WorkflowTaskFailedCause cause;
-  std::string message;
-};
-
 // Applies a completion to `ms`: writes WorkflowTaskCompleted (after the events of a
 // transient task), records the sticky queue, then applies each command through its handler.
 // Returns the first refusal; the caller then drops `ms` and `fx`.
@@ -374,271 +338,13 @@ std::optional<CommandError> ApplyCompletion(
     ms->clear_sticky();
   }
 
-  bool closed = false;
-  bool new_task_due = false;  // a command wrote an event the worker has not seen
+  CommandContext ctx{request, limits, chain, now, completed_id, ms, fx};
   for (const auto& cmd : request.commands()) {
-    if (closed) {
-      return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                          "a command follows the one that closed the workflow"};
-    }
-    switch (cmd.command_type()) {
-      case enums::COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: {
-        auto a = cmd.schedule_activity_task_command_attributes();
-        if (a.activity_id().empty() || a.activity_type().name().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ActivityId and ActivityType are required"};
-        }
-        if (static_cast<int>(a.activity_id().size()) > limits.max_id_length) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ActivityId exceeds length limit"};
-        }
-        if (ms->activities_size() >= limits.max_pending_activities) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
-                              absl::StrCat("the run has ", ms->activities_size(),
-                                           " pending activities, the limit")};
-        }
-        if (static_cast<int64_t>(a.input().ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ScheduleActivityTaskCommandAttributes.Input exceeds size limit."};
-        }
-        for (const auto& [id, pending] : ms->activities()) {
-          if (pending.activity_id() == a.activity_id()) {
-            return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
-                                absl::StrCat("activity id already in use: ", a.activity_id())};
-          }
-        }
-        if (a.task_queue().name().empty()) {
-          a.mutable_task_queue()->set_name(ms->execution().task_queue());
-        }
-        a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
-        if (auto err = NormalizeActivityTimeouts(&a, FromProto(ms->execution().run_timeout()))) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              *err};
-        }
-        DefaultRetryPolicy(a.mutable_retry_policy());
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, now);
-        auto* ea = e.mutable_activity_task_scheduled_event_attributes();
-        ea->set_activity_id(a.activity_id());
-        *ea->mutable_activity_type() = a.activity_type();
-        *ea->mutable_task_queue() = a.task_queue();
-        if (a.has_header()) *ea->mutable_header() = a.header();
-        if (a.has_input()) *ea->mutable_input() = a.input();
-        *ea->mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
-        *ea->mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
-        *ea->mutable_start_to_close_timeout() = a.start_to_close_timeout();
-        *ea->mutable_heartbeat_timeout() = a.heartbeat_timeout();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        *ea->mutable_retry_policy() = a.retry_policy();
-        if (a.has_priority()) *ea->mutable_priority() = a.priority();
-        const int64_t sched_id = Append(std::move(e), ms, fx);
-
-        v1::ActivityInfo ai;
-        ai.set_scheduled_event_id(sched_id);
-        ai.set_activity_id(a.activity_id());
-        ai.set_activity_type(a.activity_type().name());
-        ai.set_task_queue(a.task_queue().name());
-        ai.set_attempt(1);
-        *ai.mutable_scheduled_time() = ToProto(now);
-        *ai.mutable_first_scheduled_time() = ToProto(now);
-        *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
-        *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
-        *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
-        *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
-        *ai.mutable_retry_policy() = a.retry_policy();
-        ai.set_stamp(NextStamp(ms));
-        DispatchActivity(ai, *ms, fx);
-        ArmScheduleToStart(ai, now, *ms, fx);
-        const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
-        if (s2c > absl::ZeroDuration()) {
-          v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
-          t.set_event_id(sched_id);
-          t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
-          fx->timer_tasks.push_back(std::move(t));
-        }
-        (*ms->mutable_activities())[sched_id] = std::move(ai);
-        break;
-      }
-      case enums::COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: {
-        const int64_t sched_id =
-            cmd.request_cancel_activity_task_command_attributes().scheduled_event_id();
-        auto it = ms->mutable_activities()->find(sched_id);
-        if (it == ms->mutable_activities()->end()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
-                              absl::StrCat("no pending activity with scheduled event id ", sched_id)};
-        }
-        HistoryEvent req = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, now);
-        req.mutable_activity_task_cancel_requested_event_attributes()->set_scheduled_event_id(sched_id);
-        req.mutable_activity_task_cancel_requested_event_attributes()
-            ->set_workflow_task_completed_event_id(completed_id);
-        const int64_t req_id = Append(std::move(req), ms, fx);
-        v1::ActivityInfo& ai = it->second;
-        if (!ai.has_started_time()) {
-          // Not started: canceled at once.
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED, now);
-          auto* ea = e.mutable_activity_task_canceled_event_attributes();
-          ea->set_scheduled_event_id(sched_id);
-          ea->set_latest_cancel_requested_event_id(req_id);
-          Append(std::move(e), ms, fx);
-          ms->mutable_activities()->erase(it);
-          // The worker learns of the cancellation in a new workflow task.
-          new_task_due = true;
-        } else {
-          ai.set_cancel_requested(true);
-          ai.set_cancel_requested_event_id(req_id);
-        }
-        break;
-      }
-      case enums::COMMAND_TYPE_START_TIMER: {
-        const auto& a = cmd.start_timer_command_attributes();
-        if (a.timer_id().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
-                              "TimerId is not set"};
-        }
-        if (ms->timers().contains(a.timer_id())) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
-                              absl::StrCat("timer id already in use: ", a.timer_id())};
-        }
-        const absl::Duration d = FromProto(a.start_to_fire_timeout());
-        if (d <= absl::ZeroDuration()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
-                              "StartToFireTimeout must be positive"};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_STARTED, now);
-        auto* ea = e.mutable_timer_started_event_attributes();
-        ea->set_timer_id(a.timer_id());
-        *ea->mutable_start_to_fire_timeout() = a.start_to_fire_timeout();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        const int64_t started_id = Append(std::move(e), ms, fx);
-        v1::TimerInfo ti;
-        ti.set_timer_id(a.timer_id());
-        ti.set_started_event_id(started_id);
-        *ti.mutable_expiry_time() = ToProto(now + d);
-        (*ms->mutable_timers())[a.timer_id()] = ti;
-        v1::TimerTask t = NewTimer(v1::TimerTask::KIND_USER_TIMER, now + d, *ms);
-        t.set_timer_id(a.timer_id());
-        t.set_event_id(started_id);
-        fx->timer_tasks.push_back(std::move(t));
-        break;
-      }
-      case enums::COMMAND_TYPE_CANCEL_TIMER: {
-        const auto& a = cmd.cancel_timer_command_attributes();
-        auto it = ms->mutable_timers()->find(a.timer_id());
-        if (it == ms->mutable_timers()->end()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
-                              absl::StrCat("no pending timer with id ", a.timer_id())};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_CANCELED, now);
-        auto* ea = e.mutable_timer_canceled_event_attributes();
-        ea->set_timer_id(a.timer_id());
-        ea->set_started_event_id(it->second.started_event_id());
-        ea->set_workflow_task_completed_event_id(completed_id);
-        ea->set_identity(request.identity());
-        Append(std::move(e), ms, fx);
-        ms->mutable_timers()->erase(it);
-        break;
-      }
-      case enums::COMMAND_TYPE_RECORD_MARKER: {
-        const auto& a = cmd.record_marker_command_attributes();
-        if (a.marker_name().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
-                              "MarkerName is not set"};
-        }
-        int64_t details_size = 0;
-        for (const auto& [k, v] : a.details()) details_size += static_cast<int64_t>(v.ByteSizeLong());
-        if (details_size > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
-                              "RecordMarkerCommandAttributes.Details exceeds size limit."};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_MARKER_RECORDED, now);
-        auto* ea = e.mutable_marker_recorded_event_attributes();
-        ea->set_marker_name(a.marker_name());
-        *ea->mutable_details() = a.details();
-        if (a.has_header()) *ea->mutable_header() = a.header();
-        if (a.has_failure()) *ea->mutable_failure() = a.failure();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        Append(std::move(e), ms, fx);
-        break;
-      }
-      case enums::COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-        const auto& a = cmd.upsert_workflow_search_attributes_command_attributes();
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, now);
-        auto* ea = e.mutable_upsert_workflow_search_attributes_event_attributes();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        *ea->mutable_search_attributes() = a.search_attributes();
-        Append(std::move(e), ms, fx);
-        auto* fields = ms->mutable_execution()->mutable_search_attributes()->mutable_indexed_fields();
-        for (const auto& [k, v] : a.search_attributes().indexed_fields()) (*fields)[k] = v;
-        break;
-      }
-      case enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
-      case enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
-      case enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: {
-        if (ms->buffered_events_size() > 0) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                              "new events arrived while the workflow task was running"};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION &&
-            static_cast<int64_t>(cmd.complete_workflow_execution_command_attributes()
-                                     .result()
-                                     .ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{
-              enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
-              "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit."};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION &&
-            static_cast<int64_t>(cmd.fail_workflow_execution_command_attributes()
-                                     .failure()
-                                     .ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
-                              "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit."};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION) {
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, now);
-          auto* ea = e.mutable_workflow_execution_completed_event_attributes();
-          *ea->mutable_result() = cmd.complete_workflow_execution_command_attributes().result();
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, now, ms, fx);
-        } else if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION) {
-          const Failure& failure = cmd.fail_workflow_execution_command_attributes().failure();
-          enums::RetryState retry_state;
-          const std::optional<absl::Duration> backoff =
-              chain.started_event != nullptr ? WorkflowRetry(*ms, &failure, now, &retry_state)
-                                             : std::nullopt;
-          if (chain.started_event == nullptr) {
-            retry_state = ms->execution().has_retry_policy() ? enums::RETRY_STATE_INTERNAL_SERVER_ERROR
-                                                             : enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
-          }
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, now);
-          auto* ea = e.mutable_workflow_execution_failed_event_attributes();
-          *ea->mutable_failure() = failure;
-          ea->set_retry_state(retry_state);
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, now, ms, fx);
-          if (backoff.has_value()) {
-            BuildSuccessorRun(RetrySuccessor(chain, &failure, *backoff), chain, now, ms, fx);
-          }
-        } else {
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, now);
-          auto* ea = e.mutable_workflow_execution_canceled_event_attributes();
-          *ea->mutable_details() = cmd.cancel_workflow_execution_command_attributes().details();
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_CANCELED, now, ms, fx);
-        }
-        closed = true;
-        break;
-      }
-      default:
-        return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                            absl::StrCat("command ", enums::CommandType_Name(cmd.command_type()),
-                                         " is not supported by this server yet")};
-    }
+    if (auto err = internal::ApplyCommand(cmd, &ctx)) return err;
   }
-  if (closed) return std::nullopt;
+  if (ctx.closed) return std::nullopt;
   const int flushed = FlushBuffered(ms, fx);
-  if (flushed > 0 || request.force_create_new_workflow_task() || new_task_due) {
+  if (flushed > 0 || request.force_create_new_workflow_task() || ctx.new_task_due) {
     ScheduleWorkflowTask(now, ms, fx);
   }
   return std::nullopt;

@@ -1,7 +1,7 @@
 #pragma once
 
 // Internals of the history state machine, shared by its source files (state_machine.cc,
-// successor_run.cc) and their tests. Not for use outside
+// command_handlers.cc, successor_run.cc) and their tests. Not for use outside
 // src/history/: the engine calls only what state_machine.h declares.
 //
 // Everything here is pure, like the state machine itself: no I/O, no clock reads, no locks.
@@ -16,7 +16,9 @@
 #include "absl/time/time.h"
 #include "almanac/v1/persistence.pb.h"
 #include "history/state_machine.h"
+#include "temporal/api/command/v1/message.pb.h"
 #include "temporal/api/common/v1/message.pb.h"
+#include "temporal/api/enums/v1/failed_cause.pb.h"
 #include "temporal/api/enums/v1/workflow.pb.h"
 #include "temporal/api/failure/v1/message.pb.h"
 
@@ -122,5 +124,63 @@ SuccessorSpec RetrySuccessor(const ChainContext& chain, const api::failure::v1::
 // tasks are added to fx (they name its run).
 void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, absl::Time now,
                        v1::MutableState* ms, Effects* fx);
+
+// ---- Commands of a workflow task completion (command_handlers.cc) ---------------------
+
+// Why a command was refused: the workflow task fails with `cause`, and `message` becomes
+// its failure's message (and the error the worker's RPC returns).
+struct CommandError {
+  api::enums::v1::WorkflowTaskFailedCause cause;
+  std::string message;
+};
+
+// What every command handler works on. One context lives for one completion; the handlers
+// run in the order of the commands, on a copy of the state that is dropped when any of
+// them refuses its command.
+struct CommandContext {
+  const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request;
+  const Limits& limits;
+  const ChainContext& chain;
+  absl::Time now;
+  int64_t completed_event_id = 0;  // this completion's WorkflowTaskCompleted event
+  v1::MutableState* ms = nullptr;
+  Effects* fx = nullptr;
+  bool closed = false;        // a command closed the run; no command may follow it
+  bool new_task_due = false;  // a command wrote an event the worker has not yet seen
+};
+
+// A command handler applies one command of its type, or refuses it and returns why. A
+// refusal may leave the state half-changed: the caller drops it.
+using CommandHandler = std::optional<CommandError> (*)(
+    const api::command::v1::Command& command, CommandContext* ctx);
+
+std::optional<CommandError> HandleScheduleActivityTask(const api::command::v1::Command& command,
+                                                       CommandContext* ctx);
+std::optional<CommandError> HandleRequestCancelActivityTask(
+    const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleStartTimer(const api::command::v1::Command& command,
+                                             CommandContext* ctx);
+std::optional<CommandError> HandleCancelTimer(const api::command::v1::Command& command,
+                                              CommandContext* ctx);
+std::optional<CommandError> HandleRecordMarker(const api::command::v1::Command& command,
+                                               CommandContext* ctx);
+std::optional<CommandError> HandleUpsertWorkflowSearchAttributes(
+    const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleCompleteWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleFailWorkflowExecution(const api::command::v1::Command& command,
+                                                        CommandContext* ctx);
+std::optional<CommandError> HandleCancelWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
+// Refuses a command this server does not implement yet.
+std::optional<CommandError> HandleUnsupportedCommand(const api::command::v1::Command& command,
+                                                     CommandContext* ctx);
+
+// The handler for a command type; HandleUnsupportedCommand for the types not implemented.
+CommandHandler HandlerFor(api::enums::v1::CommandType type);
+
+// Applies one command through its handler. Refuses any command once the run is closed.
+std::optional<CommandError> ApplyCommand(const api::command::v1::Command& command,
+                                         CommandContext* ctx);
 
 }  // namespace almanac::history::internal
