@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/status_details.h"
+#include "history/start_policy.h"
 #include "spdlog/spdlog.h"
 
 namespace almanac::history {
@@ -347,64 +348,40 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
         return resp;
       }
     }
-    std::string previous_run_id;
+    std::optional<ExistingRun> existing;
     auto current = stores_->executions->GetCurrentRun(shard.id(), namespace_id, wid);
     if (current.ok()) {
-      wsv1::StartWorkflowExecutionResponse resp;
-      if (current->create_request_id == request.request_id()) {
-        resp.set_run_id(current->run_id);
-        resp.set_started(true);
+      existing = ExistingRun{current->run_id, current->create_request_id,
+                             static_cast<enums::WorkflowExecutionStatus>(current->status)};
+    } else if (!absl::IsNotFound(current.status())) {
+      return current.status();
+    }
+    const StartDecision decision = DecideStart(existing, request);
+    switch (decision.action) {
+      case StartDecision::Action::kReturnExisting: {
+        wsv1::StartWorkflowExecutionResponse resp;
+        resp.set_run_id(decision.run_id);
+        resp.set_started(decision.started);
         return resp;
       }
-      const bool running = current->status == enums::WORKFLOW_EXECUTION_STATUS_RUNNING;
-      if (running) {
-        auto policy = request.workflow_id_conflict_policy();
-        if (policy == enums::WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED) {
-          policy = request.workflow_id_reuse_policy() ==
-                           enums::WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING
-                       ? enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING
-                       : enums::WORKFLOW_ID_CONFLICT_POLICY_FAIL;
-        }
-        if (policy == enums::WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING) {
-          resp.set_run_id(current->run_id);
-          resp.set_started(false);
-          return resp;
-        }
-        if (policy != enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) {
-          return AlreadyStarted(absl::StrCat("Workflow execution is already running. WorkflowId: ",
-                                             wid, ", RunId: ", current->run_id, "."),
-                                current->create_request_id, current->run_id);
-        }
+      case StartDecision::Action::kRefuse:
+        return decision.error;
+      case StartDecision::Action::kTerminateThenCreate: {
         const absl::Time now = clock_->Now();
         absl::Status st = UpdateRunLocked(
-            ctx->get(), MakeRun(namespace_id, wid, current->run_id),
+            ctx->get(), MakeRun(namespace_id, wid, decision.run_id),
             [&](v1::MutableState* ms, Effects* fx, bool* write) {
-              TerminateWorkflow("terminated by a new start under the conflict policy", {},
-                                request.identity(), now, ms, fx);
+              TerminateWorkflow(decision.terminate_reason, {}, request.identity(), now, ms, fx);
               *write = fx->closed;
               return absl::OkStatus();
             });
         if (!st.ok()) return st;
-      } else {
-        const auto reuse = request.workflow_id_reuse_policy();
-        const auto status = static_cast<enums::WorkflowExecutionStatus>(current->status);
-        const bool failed_like = status == enums::WORKFLOW_EXECUTION_STATUS_FAILED ||
-                                 status == enums::WORKFLOW_EXECUTION_STATUS_TERMINATED ||
-                                 status == enums::WORKFLOW_EXECUTION_STATUS_CANCELED ||
-                                 status == enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT;
-        if (reuse == enums::WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE ||
-            (reuse == enums::WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY && !failed_like)) {
-          return AlreadyStarted(
-              absl::StrCat("Workflow execution already finished and the workflow id reuse policy "
-                           "does not allow another run. WorkflowId: ",
-                           wid, ", RunId: ", current->run_id, "."),
-              current->create_request_id, current->run_id);
-        }
+        break;
       }
-      previous_run_id = current->run_id;
-    } else if (!absl::IsNotFound(current.status())) {
-      return current.status();
+      case StartDecision::Action::kCreate:
+        break;
     }
+    const std::string& previous_run_id = decision.run_id;
     auto created = CreateRunLocked(ctx->get(), shard, namespace_id, request, previous_run_id);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();

@@ -7,6 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "history/state_machine_internal.h"
 #include "temporal/api/command/v1/message.pb.h"
 
 namespace almanac::history {
@@ -42,7 +43,8 @@ bool IsRunning(const v1::MutableState& ms) {
   return ms.execution().status() == enums::WORKFLOW_EXECUTION_STATUS_RUNNING;
 }
 
-namespace {
+// Helpers shared with command_handlers.cc and successor_run.cc; see state_machine_internal.h.
+namespace internal {
 
 int64_t NextStamp(v1::MutableState* ms) {
   auto* info = ms->mutable_execution();
@@ -75,6 +77,94 @@ int64_t Append(HistoryEvent e, v1::MutableState* ms, Effects* fx) {
   fx->events.push_back(std::move(e));
   return id;
 }
+
+v1::TimerTask NewTimer(v1::TimerTask::Kind kind, absl::Time at, const v1::MutableState& ms) {
+  v1::TimerTask t;
+  t.set_kind(kind);
+  *t.mutable_run() = RunOf(ms);
+  *t.mutable_visibility_time() = ToProto(at);
+  return t;
+}
+
+void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
+           Effects* fx) {
+  auto* info = ms->mutable_execution();
+  info->set_status(status);
+  *info->mutable_close_time() = ToProto(now);
+  *ms->mutable_close_event() = fx->events.back();
+  ms->clear_workflow_task();
+  ms->clear_activities();
+  ms->clear_timers();
+  ms->clear_sticky();
+  // No close task yet: with no parent to notify and no retention to apply it would be a
+  // certain no-op, and a written task costs a row and its deletion.
+  fx->closed = true;
+}
+
+void DispatchActivity(const v1::ActivityInfo& ai, const v1::MutableState& ms, Effects* fx) {
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_ACTIVITY_TASK);
+  *t.mutable_run() = RunOf(ms);
+  t.set_scheduled_event_id(ai.scheduled_event_id());
+  t.set_task_queue(ai.task_queue());
+  t.set_stamp(ai.stamp());
+  fx->transfer_tasks.push_back(std::move(t));
+}
+
+void ArmScheduleToStart(const v1::ActivityInfo& ai, absl::Time from, const v1::MutableState& ms,
+                        Effects* fx) {
+  const absl::Duration s2s = FromProto(ai.schedule_to_start_timeout());
+  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+  // A schedule-to-start as long as schedule-to-close adds nothing: that timer covers it.
+  if (s2s <= absl::ZeroDuration() || (s2c > absl::ZeroDuration() && s2s >= s2c)) return;
+  v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, from + s2s, ms);
+  t.set_event_id(ai.scheduled_event_id());
+  t.set_stamp(ai.stamp());
+  t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
+  fx->timer_tasks.push_back(std::move(t));
+}
+
+void DefaultRetryPolicy(api::common::v1::RetryPolicy* p) {
+  if (FromProto(p->initial_interval()) <= absl::ZeroDuration()) {
+    *p->mutable_initial_interval() = ToProto(absl::Seconds(1));
+  }
+  if (p->backoff_coefficient() < 1.0) p->set_backoff_coefficient(2.0);
+  if (FromProto(p->maximum_interval()) <= absl::ZeroDuration()) {
+    *p->mutable_maximum_interval() = ToProto(100 * FromProto(p->initial_interval()));
+  }
+}
+
+// The run's deadline: its run timeout from `from`, bounded by the chain's expiration.
+void ArmRunTimeout(absl::Time from, const v1::MutableState& ms, Effects* fx) {
+  const auto& info = ms.execution();
+  absl::Time deadline = absl::InfiniteFuture();
+  if (info.has_run_timeout() && FromProto(info.run_timeout()) > absl::ZeroDuration()) {
+    deadline = from + FromProto(info.run_timeout());
+  }
+  if (info.has_execution_expiration_time()) {
+    deadline = std::min(deadline, FromProto(info.execution_expiration_time()));
+  }
+  if (deadline == absl::InfiniteFuture()) return;
+  fx->timer_tasks.push_back(NewTimer(v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT, deadline, ms));
+}
+
+}  // namespace internal
+
+using internal::Append;
+using internal::ArmRunTimeout;
+using internal::ArmScheduleToStart;
+using internal::BuildSuccessorRun;
+using internal::Close;
+using internal::CommandContext;
+using internal::CommandError;
+using internal::NewEvent;
+using internal::NewTimer;
+using internal::NextStamp;
+using internal::RetrySuccessor;
+using internal::RunOf;
+using internal::WorkflowRetry;
+
+namespace {
 
 // Whether events from outside the current workflow task must wait for it to end.
 bool MustBuffer(const v1::MutableState& ms) {
@@ -164,29 +254,6 @@ void AddExternalEvents(std::vector<HistoryEvent> events, absl::Time now, v1::Mut
   ScheduleWorkflowTask(now, ms, fx);
 }
 
-v1::TimerTask NewTimer(v1::TimerTask::Kind kind, absl::Time at, const v1::MutableState& ms) {
-  v1::TimerTask t;
-  t.set_kind(kind);
-  *t.mutable_run() = RunOf(ms);
-  *t.mutable_visibility_time() = ToProto(at);
-  return t;
-}
-
-void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
-           Effects* fx) {
-  auto* info = ms->mutable_execution();
-  info->set_status(status);
-  *info->mutable_close_time() = ToProto(now);
-  *ms->mutable_close_event() = fx->events.back();
-  ms->clear_workflow_task();
-  ms->clear_activities();
-  ms->clear_timers();
-  ms->clear_sticky();
-  // No close task yet: with no parent to notify and no retention to apply it would be a
-  // certain no-op, and a written task costs a row and its deletion.
-  fx->closed = true;
-}
-
 HistoryEvent ActivityStartedEvent(const v1::ActivityInfo& ai, absl::Time now) {
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_STARTED,
                             ai.has_started_time() ? FromProto(ai.started_time()) : now);
@@ -199,88 +266,42 @@ HistoryEvent ActivityStartedEvent(const v1::ActivityInfo& ai, absl::Time now) {
   return e;
 }
 
-void DispatchActivity(const v1::ActivityInfo& ai, const v1::MutableState& ms, Effects* fx) {
-  v1::TransferTask t;
-  t.set_kind(v1::TransferTask::KIND_ACTIVITY_TASK);
-  *t.mutable_run() = RunOf(ms);
-  t.set_scheduled_event_id(ai.scheduled_event_id());
-  t.set_task_queue(ai.task_queue());
-  t.set_stamp(ai.stamp());
-  fx->transfer_tasks.push_back(std::move(t));
+HistoryEvent TransientScheduledEvent(const v1::MutableState& ms) {
+  const auto& wft = ms.workflow_task();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, FromProto(wft.scheduled_time()));
+  e.set_event_id(wft.scheduled_event_id());
+  auto* a = e.mutable_workflow_task_scheduled_event_attributes();
+  a->mutable_task_queue()->set_name(wft.task_queue());
+  a->mutable_task_queue()->set_kind(wft.sticky() ? enums::TASK_QUEUE_KIND_STICKY
+                                                 : enums::TASK_QUEUE_KIND_NORMAL);
+  if (wft.sticky()) a->mutable_task_queue()->set_normal_name(ms.execution().task_queue());
+  *a->mutable_start_to_close_timeout() = wft.start_to_close_timeout();
+  a->set_attempt(wft.attempt());
+  return e;
 }
 
-void ArmScheduleToStart(const v1::ActivityInfo& ai, absl::Time from, const v1::MutableState& ms,
-                        Effects* fx) {
-  const absl::Duration s2s = FromProto(ai.schedule_to_start_timeout());
-  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
-  // A schedule-to-start as long as schedule-to-close adds nothing: that timer covers it.
-  if (s2s <= absl::ZeroDuration() || (s2c > absl::ZeroDuration() && s2s >= s2c)) return;
-  v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, from + s2s, ms);
-  t.set_event_id(ai.scheduled_event_id());
-  t.set_stamp(ai.stamp());
-  t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
-  fx->timer_tasks.push_back(std::move(t));
+HistoryEvent TransientStartedEvent(const v1::MutableState& ms) {
+  const auto& wft = ms.workflow_task();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_STARTED, FromProto(wft.started_time()));
+  e.set_event_id(wft.started_event_id());
+  auto* a = e.mutable_workflow_task_started_event_attributes();
+  a->set_scheduled_event_id(wft.scheduled_event_id());
+  a->set_identity(wft.identity());
+  a->set_request_id(wft.request_id());
+  a->set_history_size_bytes(ms.execution().history_size_bytes());
+  return e;
 }
 
-// Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message
-// when the command sets neither schedule-to-close nor start-to-close.
-std::optional<std::string> NormalizeActivityTimeouts(
-    api::command::v1::ScheduleActivityTaskCommandAttributes* a, absl::Duration run_timeout) {
-  absl::Duration s2c = FromProto(a->schedule_to_close_timeout());
-  absl::Duration s2s = FromProto(a->schedule_to_start_timeout());
-  absl::Duration stc = FromProto(a->start_to_close_timeout());
-  absl::Duration hb = FromProto(a->heartbeat_timeout());
-  if (s2c < absl::ZeroDuration() || s2s < absl::ZeroDuration() || stc < absl::ZeroDuration() ||
-      hb < absl::ZeroDuration()) {
-    return "activity timeouts must not be negative";
-  }
-  const absl::Duration zero = absl::ZeroDuration();
-  if (run_timeout > zero && (s2c == zero || s2c > run_timeout)) s2c = run_timeout;
-  if (s2c > zero) {
-    if (s2s == zero || s2s > s2c) s2s = s2c;
-    if (stc == zero || stc > s2c) stc = s2c;
-  } else if (stc > zero) {
-    // Neither the command nor the run bounds the activity's whole life.
-  } else {
-    return "A valid StartToClose or ScheduleToCloseTimeout is not set on "
-           "ScheduleActivityTaskCommand.";
-  }
-  if (hb > stc) hb = stc;
-  *a->mutable_schedule_to_close_timeout() = ToProto(s2c);
-  *a->mutable_schedule_to_start_timeout() = ToProto(s2s);
-  *a->mutable_start_to_close_timeout() = ToProto(stc);
-  *a->mutable_heartbeat_timeout() = ToProto(hb);
-  return std::nullopt;
+void WriteTransientEvents(v1::MutableState* ms, Effects* fx) {
+  HistoryEvent scheduled = TransientScheduledEvent(*ms);
+  HistoryEvent started = TransientStartedEvent(*ms);
+  Append(std::move(scheduled), ms, fx);
+  Append(std::move(started), ms, fx);
 }
 
-void DefaultRetryPolicy(api::common::v1::RetryPolicy* p) {
-  if (FromProto(p->initial_interval()) <= absl::ZeroDuration()) {
-    *p->mutable_initial_interval() = ToProto(absl::Seconds(1));
-  }
-  if (p->backoff_coefficient() < 1.0) p->set_backoff_coefficient(2.0);
-  if (FromProto(p->maximum_interval()) <= absl::ZeroDuration()) {
-    *p->mutable_maximum_interval() = ToProto(100 * FromProto(p->initial_interval()));
-  }
-}
-
-struct CommandError {
-  enums::WorkflowTaskFailedCause cause;
-  std::string message;
-};
-
-// Writes the events of a transient workflow task that is completing.
-void WriteTransientEvents(v1::MutableState* ms, Effects* fx);
-
-// Decides whether a failed or timed-out run is retried: returns the backoff, or nullopt with
-// the retry state that ends the chain.
-std::optional<absl::Duration> WorkflowRetry(const v1::MutableState& ms, const Failure* failure,
-                                            absl::Time now, enums::RetryState* state);
-
-// Starts the successor of a run that closed in this mutation and sets the closing event's
-// new_execution_run_id. Requires chain.started_event.
-void StartRetryRun(const ChainContext& chain, const Failure* failure, absl::Duration backoff,
-                   absl::Time now, v1::MutableState* ms, Effects* fx);
-
+// Applies a completion to `ms`: writes WorkflowTaskCompleted (after the events of a
+// transient task), records the sticky queue, then applies each command through its handler.
+// Returns the first refusal; the caller then drops `ms` and `fx`.
 std::optional<CommandError> ApplyCompletion(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
     const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
@@ -315,305 +336,16 @@ std::optional<CommandError> ApplyCompletion(
     ms->clear_sticky();
   }
 
-  bool closed = false;
-  bool new_task_due = false;  // a command wrote an event the worker has not seen
+  CommandContext ctx{request, limits, chain, now, completed_id, ms, fx};
   for (const auto& cmd : request.commands()) {
-    if (closed) {
-      return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                          "a command follows the one that closed the workflow"};
-    }
-    switch (cmd.command_type()) {
-      case enums::COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: {
-        auto a = cmd.schedule_activity_task_command_attributes();
-        if (a.activity_id().empty() || a.activity_type().name().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ActivityId and ActivityType are required"};
-        }
-        if (static_cast<int>(a.activity_id().size()) > limits.max_id_length) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ActivityId exceeds length limit"};
-        }
-        if (ms->activities_size() >= limits.max_pending_activities) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
-                              absl::StrCat("the run has ", ms->activities_size(),
-                                           " pending activities, the limit")};
-        }
-        if (static_cast<int64_t>(a.input().ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              "ScheduleActivityTaskCommandAttributes.Input exceeds size limit."};
-        }
-        for (const auto& [id, pending] : ms->activities()) {
-          if (pending.activity_id() == a.activity_id()) {
-            return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
-                                absl::StrCat("activity id already in use: ", a.activity_id())};
-          }
-        }
-        if (a.task_queue().name().empty()) {
-          a.mutable_task_queue()->set_name(ms->execution().task_queue());
-        }
-        a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
-        if (auto err = NormalizeActivityTimeouts(&a, FromProto(ms->execution().run_timeout()))) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
-                              *err};
-        }
-        DefaultRetryPolicy(a.mutable_retry_policy());
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, now);
-        auto* ea = e.mutable_activity_task_scheduled_event_attributes();
-        ea->set_activity_id(a.activity_id());
-        *ea->mutable_activity_type() = a.activity_type();
-        *ea->mutable_task_queue() = a.task_queue();
-        if (a.has_header()) *ea->mutable_header() = a.header();
-        if (a.has_input()) *ea->mutable_input() = a.input();
-        *ea->mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
-        *ea->mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
-        *ea->mutable_start_to_close_timeout() = a.start_to_close_timeout();
-        *ea->mutable_heartbeat_timeout() = a.heartbeat_timeout();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        *ea->mutable_retry_policy() = a.retry_policy();
-        if (a.has_priority()) *ea->mutable_priority() = a.priority();
-        const int64_t sched_id = Append(std::move(e), ms, fx);
-
-        v1::ActivityInfo ai;
-        ai.set_scheduled_event_id(sched_id);
-        ai.set_activity_id(a.activity_id());
-        ai.set_activity_type(a.activity_type().name());
-        ai.set_task_queue(a.task_queue().name());
-        ai.set_attempt(1);
-        *ai.mutable_scheduled_time() = ToProto(now);
-        *ai.mutable_first_scheduled_time() = ToProto(now);
-        *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
-        *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
-        *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
-        *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
-        *ai.mutable_retry_policy() = a.retry_policy();
-        ai.set_stamp(NextStamp(ms));
-        DispatchActivity(ai, *ms, fx);
-        ArmScheduleToStart(ai, now, *ms, fx);
-        const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
-        if (s2c > absl::ZeroDuration()) {
-          v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
-          t.set_event_id(sched_id);
-          t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
-          fx->timer_tasks.push_back(std::move(t));
-        }
-        (*ms->mutable_activities())[sched_id] = std::move(ai);
-        break;
-      }
-      case enums::COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK: {
-        const int64_t sched_id =
-            cmd.request_cancel_activity_task_command_attributes().scheduled_event_id();
-        auto it = ms->mutable_activities()->find(sched_id);
-        if (it == ms->mutable_activities()->end()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
-                              absl::StrCat("no pending activity with scheduled event id ", sched_id)};
-        }
-        HistoryEvent req = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, now);
-        req.mutable_activity_task_cancel_requested_event_attributes()->set_scheduled_event_id(sched_id);
-        req.mutable_activity_task_cancel_requested_event_attributes()
-            ->set_workflow_task_completed_event_id(completed_id);
-        const int64_t req_id = Append(std::move(req), ms, fx);
-        v1::ActivityInfo& ai = it->second;
-        if (!ai.has_started_time()) {
-          // Not started: canceled at once.
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED, now);
-          auto* ea = e.mutable_activity_task_canceled_event_attributes();
-          ea->set_scheduled_event_id(sched_id);
-          ea->set_latest_cancel_requested_event_id(req_id);
-          Append(std::move(e), ms, fx);
-          ms->mutable_activities()->erase(it);
-          // The worker learns of the cancellation in a new workflow task.
-          new_task_due = true;
-        } else {
-          ai.set_cancel_requested(true);
-          ai.set_cancel_requested_event_id(req_id);
-        }
-        break;
-      }
-      case enums::COMMAND_TYPE_START_TIMER: {
-        const auto& a = cmd.start_timer_command_attributes();
-        if (a.timer_id().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
-                              "TimerId is not set"};
-        }
-        if (ms->timers().contains(a.timer_id())) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
-                              absl::StrCat("timer id already in use: ", a.timer_id())};
-        }
-        const absl::Duration d = FromProto(a.start_to_fire_timeout());
-        if (d <= absl::ZeroDuration()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
-                              "StartToFireTimeout must be positive"};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_STARTED, now);
-        auto* ea = e.mutable_timer_started_event_attributes();
-        ea->set_timer_id(a.timer_id());
-        *ea->mutable_start_to_fire_timeout() = a.start_to_fire_timeout();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        const int64_t started_id = Append(std::move(e), ms, fx);
-        v1::TimerInfo ti;
-        ti.set_timer_id(a.timer_id());
-        ti.set_started_event_id(started_id);
-        *ti.mutable_expiry_time() = ToProto(now + d);
-        (*ms->mutable_timers())[a.timer_id()] = ti;
-        v1::TimerTask t = NewTimer(v1::TimerTask::KIND_USER_TIMER, now + d, *ms);
-        t.set_timer_id(a.timer_id());
-        t.set_event_id(started_id);
-        fx->timer_tasks.push_back(std::move(t));
-        break;
-      }
-      case enums::COMMAND_TYPE_CANCEL_TIMER: {
-        const auto& a = cmd.cancel_timer_command_attributes();
-        auto it = ms->mutable_timers()->find(a.timer_id());
-        if (it == ms->mutable_timers()->end()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
-                              absl::StrCat("no pending timer with id ", a.timer_id())};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_CANCELED, now);
-        auto* ea = e.mutable_timer_canceled_event_attributes();
-        ea->set_timer_id(a.timer_id());
-        ea->set_started_event_id(it->second.started_event_id());
-        ea->set_workflow_task_completed_event_id(completed_id);
-        ea->set_identity(request.identity());
-        Append(std::move(e), ms, fx);
-        ms->mutable_timers()->erase(it);
-        break;
-      }
-      case enums::COMMAND_TYPE_RECORD_MARKER: {
-        const auto& a = cmd.record_marker_command_attributes();
-        if (a.marker_name().empty()) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
-                              "MarkerName is not set"};
-        }
-        int64_t details_size = 0;
-        for (const auto& [k, v] : a.details()) details_size += static_cast<int64_t>(v.ByteSizeLong());
-        if (details_size > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
-                              "RecordMarkerCommandAttributes.Details exceeds size limit."};
-        }
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_MARKER_RECORDED, now);
-        auto* ea = e.mutable_marker_recorded_event_attributes();
-        ea->set_marker_name(a.marker_name());
-        *ea->mutable_details() = a.details();
-        if (a.has_header()) *ea->mutable_header() = a.header();
-        if (a.has_failure()) *ea->mutable_failure() = a.failure();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        Append(std::move(e), ms, fx);
-        break;
-      }
-      case enums::COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-        const auto& a = cmd.upsert_workflow_search_attributes_command_attributes();
-        HistoryEvent e = NewEvent(enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, now);
-        auto* ea = e.mutable_upsert_workflow_search_attributes_event_attributes();
-        ea->set_workflow_task_completed_event_id(completed_id);
-        *ea->mutable_search_attributes() = a.search_attributes();
-        Append(std::move(e), ms, fx);
-        auto* fields = ms->mutable_execution()->mutable_search_attributes()->mutable_indexed_fields();
-        for (const auto& [k, v] : a.search_attributes().indexed_fields()) (*fields)[k] = v;
-        break;
-      }
-      case enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
-      case enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
-      case enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION: {
-        if (ms->buffered_events_size() > 0) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                              "new events arrived while the workflow task was running"};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION &&
-            static_cast<int64_t>(cmd.complete_workflow_execution_command_attributes()
-                                     .result()
-                                     .ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{
-              enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
-              "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit."};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION &&
-            static_cast<int64_t>(cmd.fail_workflow_execution_command_attributes()
-                                     .failure()
-                                     .ByteSizeLong()) > limits.blob_size_error) {
-          return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
-                              "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit."};
-        }
-        if (cmd.command_type() == enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION) {
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, now);
-          auto* ea = e.mutable_workflow_execution_completed_event_attributes();
-          *ea->mutable_result() = cmd.complete_workflow_execution_command_attributes().result();
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, now, ms, fx);
-        } else if (cmd.command_type() == enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION) {
-          const Failure& failure = cmd.fail_workflow_execution_command_attributes().failure();
-          enums::RetryState retry_state;
-          const std::optional<absl::Duration> backoff =
-              chain.started_event != nullptr ? WorkflowRetry(*ms, &failure, now, &retry_state)
-                                             : std::nullopt;
-          if (chain.started_event == nullptr) {
-            retry_state = ms->execution().has_retry_policy() ? enums::RETRY_STATE_INTERNAL_SERVER_ERROR
-                                                             : enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
-          }
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, now);
-          auto* ea = e.mutable_workflow_execution_failed_event_attributes();
-          *ea->mutable_failure() = failure;
-          ea->set_retry_state(retry_state);
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, now, ms, fx);
-          if (backoff.has_value()) StartRetryRun(chain, &failure, *backoff, now, ms, fx);
-        } else {
-          HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, now);
-          auto* ea = e.mutable_workflow_execution_canceled_event_attributes();
-          *ea->mutable_details() = cmd.cancel_workflow_execution_command_attributes().details();
-          ea->set_workflow_task_completed_event_id(completed_id);
-          Append(std::move(e), ms, fx);
-          Close(enums::WORKFLOW_EXECUTION_STATUS_CANCELED, now, ms, fx);
-        }
-        closed = true;
-        break;
-      }
-      default:
-        return CommandError{enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                            absl::StrCat("command ", enums::CommandType_Name(cmd.command_type()),
-                                         " is not supported by this server yet")};
-    }
+    if (auto err = internal::ApplyCommand(cmd, &ctx)) return err;
   }
-  if (closed) return std::nullopt;
+  if (ctx.closed) return std::nullopt;
   const int flushed = FlushBuffered(ms, fx);
-  if (flushed > 0 || request.force_create_new_workflow_task() || new_task_due) {
+  if (flushed > 0 || request.force_create_new_workflow_task() || ctx.new_task_due) {
     ScheduleWorkflowTask(now, ms, fx);
   }
   return std::nullopt;
-}
-
-HistoryEvent TransientScheduledEvent(const v1::MutableState& ms) {
-  const auto& wft = ms.workflow_task();
-  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, FromProto(wft.scheduled_time()));
-  e.set_event_id(wft.scheduled_event_id());
-  auto* a = e.mutable_workflow_task_scheduled_event_attributes();
-  a->mutable_task_queue()->set_name(wft.task_queue());
-  a->mutable_task_queue()->set_kind(wft.sticky() ? enums::TASK_QUEUE_KIND_STICKY
-                                                 : enums::TASK_QUEUE_KIND_NORMAL);
-  if (wft.sticky()) a->mutable_task_queue()->set_normal_name(ms.execution().task_queue());
-  *a->mutable_start_to_close_timeout() = wft.start_to_close_timeout();
-  a->set_attempt(wft.attempt());
-  return e;
-}
-
-HistoryEvent TransientStartedEvent(const v1::MutableState& ms) {
-  const auto& wft = ms.workflow_task();
-  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_STARTED, FromProto(wft.started_time()));
-  e.set_event_id(wft.started_event_id());
-  auto* a = e.mutable_workflow_task_started_event_attributes();
-  a->set_scheduled_event_id(wft.scheduled_event_id());
-  a->set_identity(wft.identity());
-  a->set_request_id(wft.request_id());
-  a->set_history_size_bytes(ms.execution().history_size_bytes());
-  return e;
-}
-
-void WriteTransientEvents(v1::MutableState* ms, Effects* fx) {
-  HistoryEvent scheduled = TransientScheduledEvent(*ms);
-  HistoryEvent started = TransientStartedEvent(*ms);
-  Append(std::move(scheduled), ms, fx);
-  Append(std::move(started), ms, fx);
 }
 
 // Closes an activity attempt that failed or timed out: a retry when the policy allows one,
@@ -705,125 +437,6 @@ Failure TimeoutFailure(enums::TimeoutType type, const v1::ActivityInfo* ai) {
   }
   if (ai != nullptr && ai->has_last_failure()) *f.mutable_cause() = ai->last_failure();
   return f;
-}
-
-
-// The run's deadline: its run timeout from `from`, bounded by the chain's expiration.
-void ArmRunTimeout(absl::Time from, const v1::MutableState& ms, Effects* fx) {
-  const auto& info = ms.execution();
-  absl::Time deadline = absl::InfiniteFuture();
-  if (info.has_run_timeout() && FromProto(info.run_timeout()) > absl::ZeroDuration()) {
-    deadline = from + FromProto(info.run_timeout());
-  }
-  if (info.has_execution_expiration_time()) {
-    deadline = std::min(deadline, FromProto(info.execution_expiration_time()));
-  }
-  if (deadline == absl::InfiniteFuture()) return;
-  fx->timer_tasks.push_back(NewTimer(v1::TimerTask::KIND_WORKFLOW_RUN_TIMEOUT, deadline, ms));
-}
-
-std::optional<absl::Duration> WorkflowRetry(const v1::MutableState& ms, const Failure* failure,
-                                            absl::Time now, enums::RetryState* state) {
-  const auto& info = ms.execution();
-  if (!info.has_retry_policy()) {
-    *state = enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
-    return std::nullopt;
-  }
-  api::common::v1::RetryPolicy policy = info.retry_policy();
-  DefaultRetryPolicy(&policy);
-  if (failure != nullptr && failure->has_application_failure_info()) {
-    const auto& app = failure->application_failure_info();
-    bool listed = false;
-    for (const auto& t : policy.non_retryable_error_types()) listed = listed || t == app.type();
-    if (app.non_retryable() || listed) {
-      *state = enums::RETRY_STATE_NON_RETRYABLE_FAILURE;
-      return std::nullopt;
-    }
-  }
-  if (policy.maximum_attempts() > 0 && info.attempt() >= policy.maximum_attempts()) {
-    *state = enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED;
-    return std::nullopt;
-  }
-  absl::Duration backoff;
-  if (failure != nullptr && failure->has_application_failure_info() &&
-      FromProto(failure->application_failure_info().next_retry_delay()) > absl::ZeroDuration()) {
-    backoff = FromProto(failure->application_failure_info().next_retry_delay());
-  } else {
-    const double secs = absl::ToDoubleSeconds(FromProto(policy.initial_interval())) *
-                        std::pow(policy.backoff_coefficient(), info.attempt() - 1);
-    backoff = std::min(absl::Seconds(secs), FromProto(policy.maximum_interval()));
-  }
-  if (info.has_execution_expiration_time() &&
-      now + backoff >= FromProto(info.execution_expiration_time())) {
-    *state = enums::RETRY_STATE_TIMEOUT;
-    return std::nullopt;
-  }
-  *state = enums::RETRY_STATE_IN_PROGRESS;
-  return backoff;
-}
-
-void StartRetryRun(const ChainContext& chain, const Failure* failure, absl::Duration backoff,
-                   absl::Time now, v1::MutableState* ms, Effects* fx) {
-  // The closing event names its successor, so the SDKs can follow the chain.
-  HistoryEvent& closing = fx->events.back();
-  if (closing.has_workflow_execution_failed_event_attributes()) {
-    closing.mutable_workflow_execution_failed_event_attributes()->set_new_execution_run_id(chain.next_run_id);
-  } else if (closing.has_workflow_execution_timed_out_event_attributes()) {
-    closing.mutable_workflow_execution_timed_out_event_attributes()->set_new_execution_run_id(
-        chain.next_run_id);
-  }
-  *ms->mutable_close_event() = closing;
-
-  const v1::ExecutionInfo& old = ms->execution();
-  NewRun next;
-  v1::MutableState& nm = next.state;
-  nm.set_next_event_id(1);
-  v1::ExecutionInfo* info = nm.mutable_execution();
-  info->set_namespace_id(old.namespace_id());
-  info->set_workflow_id(old.workflow_id());
-  info->set_run_id(chain.next_run_id);
-  info->set_first_execution_run_id(old.first_execution_run_id());
-  info->set_original_execution_run_id(chain.next_run_id);
-  info->set_workflow_type(old.workflow_type());
-  info->set_task_queue(old.task_queue());
-  if (old.has_execution_timeout()) *info->mutable_execution_timeout() = old.execution_timeout();
-  if (old.has_run_timeout()) *info->mutable_run_timeout() = old.run_timeout();
-  *info->mutable_task_timeout() = old.task_timeout();
-  *info->mutable_start_time() = ToProto(now);
-  *info->mutable_execution_time() = ToProto(now + backoff);
-  info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
-  info->set_create_request_id(chain.next_run_id);
-  info->set_attempt(old.attempt() + 1);
-  if (old.has_memo()) *info->mutable_memo() = old.memo();
-  if (old.has_search_attributes()) *info->mutable_search_attributes() = old.search_attributes();
-  *info->mutable_retry_policy() = old.retry_policy();
-  if (old.has_execution_expiration_time()) {
-    *info->mutable_execution_expiration_time() = old.execution_expiration_time();
-  }
-
-  HistoryEvent started = *chain.started_event;
-  started.clear_event_id();
-  *started.mutable_event_time() = ToProto(now);
-  auto* a = started.mutable_workflow_execution_started_event_attributes();
-  a->set_attempt(info->attempt());
-  a->set_continued_execution_run_id(old.run_id());
-  a->set_original_execution_run_id(chain.next_run_id);
-  a->set_initiator(enums::CONTINUE_AS_NEW_INITIATOR_RETRY);
-  if (failure != nullptr) *a->mutable_continued_failure() = *failure;
-  else a->clear_continued_failure();
-  *a->mutable_first_workflow_task_backoff() = ToProto(backoff);
-  Effects run_fx;
-  Append(std::move(started), &nm, &run_fx);
-  ArmRunTimeout(now + backoff, nm, &run_fx);
-  if (backoff > absl::ZeroDuration()) {
-    run_fx.timer_tasks.push_back(NewTimer(v1::TimerTask::KIND_WORKFLOW_BACKOFF, now + backoff, nm));
-  } else {
-    ScheduleWorkflowTask(now, &nm, &run_fx);
-  }
-  next.events = std::move(run_fx.events);
-  for (auto& t : run_fx.transfer_tasks) fx->transfer_tasks.push_back(std::move(t));
-  for (auto& t : run_fx.timer_tasks) fx->timer_tasks.push_back(std::move(t));
-  fx->new_run = std::move(next);
 }
 
 }  // namespace
@@ -922,7 +535,9 @@ void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl
   e.mutable_workflow_execution_timed_out_event_attributes()->set_retry_state(retry_state);
   Append(std::move(e), ms, fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT, now, ms, fx);
-  if (backoff.has_value()) StartRetryRun(chain, nullptr, *backoff, now, ms, fx);
+  if (backoff.has_value()) {
+    BuildSuccessorRun(RetrySuccessor(chain, nullptr, *backoff), chain, now, ms, fx);
+  }
 }
 
 void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx) {

@@ -1,0 +1,384 @@
+// One handler per command a worker may send in a workflow task completion. Each checks its
+// command against the run and the limits, then writes the command's events and edits the
+// state; the completion in state_machine.cc runs them in order.
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "history/state_machine.h"
+#include "history/state_machine_internal.h"
+
+namespace almanac::history::internal {
+
+namespace {
+
+namespace enums = api::enums::v1;
+using api::command::v1::Command;
+using api::failure::v1::Failure;
+
+CommandError Refuse(enums::WorkflowTaskFailedCause cause, std::string message) {
+  return CommandError{cause, std::move(message)};
+}
+
+// Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message
+// when a timeout is negative, or when the command sets neither schedule-to-close nor
+// start-to-close and the run has no run timeout to bound it.
+std::optional<std::string> NormalizeActivityTimeouts(
+    api::command::v1::ScheduleActivityTaskCommandAttributes* a, absl::Duration run_timeout) {
+  absl::Duration s2c = FromProto(a->schedule_to_close_timeout());
+  absl::Duration s2s = FromProto(a->schedule_to_start_timeout());
+  absl::Duration stc = FromProto(a->start_to_close_timeout());
+  absl::Duration hb = FromProto(a->heartbeat_timeout());
+  if (s2c < absl::ZeroDuration() || s2s < absl::ZeroDuration() || stc < absl::ZeroDuration() ||
+      hb < absl::ZeroDuration()) {
+    return "activity timeouts must not be negative";
+  }
+  const absl::Duration zero = absl::ZeroDuration();
+  if (run_timeout > zero && (s2c == zero || s2c > run_timeout)) s2c = run_timeout;
+  if (s2c > zero) {
+    if (s2s == zero || s2s > s2c) s2s = s2c;
+    if (stc == zero || stc > s2c) stc = s2c;
+  } else if (stc > zero) {
+    // Neither the command nor the run bounds the activity's whole life.
+  } else {
+    return "A valid StartToClose or ScheduleToCloseTimeout is not set on "
+           "ScheduleActivityTaskCommand.";
+  }
+  if (hb > stc) hb = stc;
+  *a->mutable_schedule_to_close_timeout() = ToProto(s2c);
+  *a->mutable_schedule_to_start_timeout() = ToProto(s2s);
+  *a->mutable_start_to_close_timeout() = ToProto(stc);
+  *a->mutable_heartbeat_timeout() = ToProto(hb);
+  return std::nullopt;
+}
+
+// A command that closes the run is refused while events wait in the buffer: the worker
+// has not seen them, and a new workflow task will carry them.
+std::optional<CommandError> RefuseCloseWhileEventsWait(const CommandContext& ctx) {
+  if (ctx.ms->buffered_events_size() > 0) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                  "new events arrived while the workflow task was running");
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<CommandError> HandleScheduleActivityTask(const Command& command,
+                                                       CommandContext* ctx) {
+  v1::MutableState* ms = ctx->ms;
+  // A copy: defaults and caps are written into it before it becomes the event.
+  auto a = command.schedule_activity_task_command_attributes();
+  if (a.activity_id().empty() || a.activity_type().name().empty()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                  "ActivityId and ActivityType are required");
+  }
+  if (static_cast<int>(a.activity_id().size()) > ctx->limits.max_id_length) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                  "ActivityId exceeds length limit");
+  }
+  if (ms->activities_size() >= ctx->limits.max_pending_activities) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_ACTIVITIES_LIMIT_EXCEEDED,
+                  absl::StrCat("the run has ", ms->activities_size(),
+                               " pending activities, the limit"));
+  }
+  if (static_cast<int64_t>(a.input().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+                  "ScheduleActivityTaskCommandAttributes.Input exceeds size limit.");
+  }
+  for (const auto& [id, pending] : ms->activities()) {
+    if (pending.activity_id() == a.activity_id()) {
+      return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+                    absl::StrCat("activity id already in use: ", a.activity_id()));
+    }
+  }
+  if (a.task_queue().name().empty()) {
+    a.mutable_task_queue()->set_name(ms->execution().task_queue());
+  }
+  a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+  if (auto err = NormalizeActivityTimeouts(&a, FromProto(ms->execution().run_timeout()))) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES, *err);
+  }
+  DefaultRetryPolicy(a.mutable_retry_policy());
+
+  const absl::Time now = ctx->now;
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, now);
+  auto* ea = e.mutable_activity_task_scheduled_event_attributes();
+  ea->set_activity_id(a.activity_id());
+  *ea->mutable_activity_type() = a.activity_type();
+  *ea->mutable_task_queue() = a.task_queue();
+  if (a.has_header()) *ea->mutable_header() = a.header();
+  if (a.has_input()) *ea->mutable_input() = a.input();
+  *ea->mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
+  *ea->mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
+  *ea->mutable_start_to_close_timeout() = a.start_to_close_timeout();
+  *ea->mutable_heartbeat_timeout() = a.heartbeat_timeout();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  *ea->mutable_retry_policy() = a.retry_policy();
+  if (a.has_priority()) *ea->mutable_priority() = a.priority();
+  const int64_t sched_id = Append(std::move(e), ms, ctx->fx);
+
+  v1::ActivityInfo ai;
+  ai.set_scheduled_event_id(sched_id);
+  ai.set_activity_id(a.activity_id());
+  ai.set_activity_type(a.activity_type().name());
+  ai.set_task_queue(a.task_queue().name());
+  ai.set_attempt(1);
+  *ai.mutable_scheduled_time() = ToProto(now);
+  *ai.mutable_first_scheduled_time() = ToProto(now);
+  *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
+  *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
+  *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
+  *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
+  *ai.mutable_retry_policy() = a.retry_policy();
+  ai.set_stamp(NextStamp(ms));
+  DispatchActivity(ai, *ms, ctx->fx);
+  ArmScheduleToStart(ai, now, *ms, ctx->fx);
+  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+  if (s2c > absl::ZeroDuration()) {
+    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
+    t.set_event_id(sched_id);
+    t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
+    ctx->fx->timer_tasks.push_back(std::move(t));
+  }
+  (*ms->mutable_activities())[sched_id] = std::move(ai);
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleRequestCancelActivityTask(const Command& command,
+                                                            CommandContext* ctx) {
+  v1::MutableState* ms = ctx->ms;
+  const int64_t sched_id =
+      command.request_cancel_activity_task_command_attributes().scheduled_event_id();
+  auto it = ms->mutable_activities()->find(sched_id);
+  if (it == ms->mutable_activities()->end()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_ACTIVITY_ATTRIBUTES,
+                  absl::StrCat("no pending activity with scheduled event id ", sched_id));
+  }
+  HistoryEvent req = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED, ctx->now);
+  auto* ra = req.mutable_activity_task_cancel_requested_event_attributes();
+  ra->set_scheduled_event_id(sched_id);
+  ra->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  const int64_t req_id = Append(std::move(req), ms, ctx->fx);
+  v1::ActivityInfo& ai = it->second;
+  if (ai.has_started_time()) {
+    // A running attempt learns of the request from its next heartbeat; the activity is
+    // canceled when the worker reports it.
+    ai.set_cancel_requested(true);
+    ai.set_cancel_requested_event_id(req_id);
+    return std::nullopt;
+  }
+  // Not started: canceled at once.
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED, ctx->now);
+  auto* ea = e.mutable_activity_task_canceled_event_attributes();
+  ea->set_scheduled_event_id(sched_id);
+  ea->set_latest_cancel_requested_event_id(req_id);
+  Append(std::move(e), ms, ctx->fx);
+  ms->mutable_activities()->erase(it);
+  // The worker learns of the cancellation in a new workflow task.
+  ctx->new_task_due = true;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleStartTimer(const Command& command, CommandContext* ctx) {
+  v1::MutableState* ms = ctx->ms;
+  const auto& a = command.start_timer_command_attributes();
+  if (a.timer_id().empty()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+                  "TimerId is not set");
+  }
+  if (ms->timers().contains(a.timer_id())) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
+                  absl::StrCat("timer id already in use: ", a.timer_id()));
+  }
+  const absl::Duration d = FromProto(a.start_to_fire_timeout());
+  if (d <= absl::ZeroDuration()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+                  "StartToFireTimeout must be positive");
+  }
+  const absl::Time now = ctx->now;
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_STARTED, now);
+  auto* ea = e.mutable_timer_started_event_attributes();
+  ea->set_timer_id(a.timer_id());
+  *ea->mutable_start_to_fire_timeout() = a.start_to_fire_timeout();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  const int64_t started_id = Append(std::move(e), ms, ctx->fx);
+  v1::TimerInfo ti;
+  ti.set_timer_id(a.timer_id());
+  ti.set_started_event_id(started_id);
+  *ti.mutable_expiry_time() = ToProto(now + d);
+  (*ms->mutable_timers())[a.timer_id()] = ti;
+  v1::TimerTask t = NewTimer(v1::TimerTask::KIND_USER_TIMER, now + d, *ms);
+  t.set_timer_id(a.timer_id());
+  t.set_event_id(started_id);
+  ctx->fx->timer_tasks.push_back(std::move(t));
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleCancelTimer(const Command& command, CommandContext* ctx) {
+  v1::MutableState* ms = ctx->ms;
+  const auto& a = command.cancel_timer_command_attributes();
+  auto it = ms->mutable_timers()->find(a.timer_id());
+  if (it == ms->mutable_timers()->end()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+                  absl::StrCat("no pending timer with id ", a.timer_id()));
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_TIMER_CANCELED, ctx->now);
+  auto* ea = e.mutable_timer_canceled_event_attributes();
+  ea->set_timer_id(a.timer_id());
+  ea->set_started_event_id(it->second.started_event_id());
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  ea->set_identity(ctx->request.identity());
+  Append(std::move(e), ms, ctx->fx);
+  // The timer task stays queued; it finds no timer when it fires and does nothing.
+  ms->mutable_timers()->erase(it);
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleRecordMarker(const Command& command, CommandContext* ctx) {
+  const auto& a = command.record_marker_command_attributes();
+  if (a.marker_name().empty()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+                  "MarkerName is not set");
+  }
+  int64_t details_size = 0;
+  for (const auto& [k, v] : a.details()) details_size += static_cast<int64_t>(v.ByteSizeLong());
+  if (details_size > ctx->limits.blob_size_error) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_RECORD_MARKER_ATTRIBUTES,
+                  "RecordMarkerCommandAttributes.Details exceeds size limit.");
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_MARKER_RECORDED, ctx->now);
+  auto* ea = e.mutable_marker_recorded_event_attributes();
+  ea->set_marker_name(a.marker_name());
+  *ea->mutable_details() = a.details();
+  if (a.has_header()) *ea->mutable_header() = a.header();
+  if (a.has_failure()) *ea->mutable_failure() = a.failure();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  Append(std::move(e), ctx->ms, ctx->fx);
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleUpsertWorkflowSearchAttributes(const Command& command,
+                                                                 CommandContext* ctx) {
+  const auto& a = command.upsert_workflow_search_attributes_command_attributes();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, ctx->now);
+  auto* ea = e.mutable_upsert_workflow_search_attributes_event_attributes();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  *ea->mutable_search_attributes() = a.search_attributes();
+  Append(std::move(e), ctx->ms, ctx->fx);
+  // Upserted keys replace their old values; keys not named keep theirs.
+  auto* fields =
+      ctx->ms->mutable_execution()->mutable_search_attributes()->mutable_indexed_fields();
+  for (const auto& [k, v] : a.search_attributes().indexed_fields()) (*fields)[k] = v;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleCompleteWorkflowExecution(const Command& command,
+                                                            CommandContext* ctx) {
+  if (auto err = RefuseCloseWhileEventsWait(*ctx)) return err;
+  const auto& a = command.complete_workflow_execution_command_attributes();
+  if (static_cast<int64_t>(a.result().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES,
+                  "CompleteWorkflowExecutionCommandAttributes.Result exceeds size limit.");
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED, ctx->now);
+  auto* ea = e.mutable_workflow_execution_completed_event_attributes();
+  *ea->mutable_result() = a.result();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  Append(std::move(e), ctx->ms, ctx->fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, ctx->now, ctx->ms, ctx->fx);
+  ctx->closed = true;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleFailWorkflowExecution(const Command& command,
+                                                        CommandContext* ctx) {
+  if (auto err = RefuseCloseWhileEventsWait(*ctx)) return err;
+  const Failure& failure = command.fail_workflow_execution_command_attributes().failure();
+  if (static_cast<int64_t>(failure.ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_FAIL_WORKFLOW_EXECUTION_ATTRIBUTES,
+                  "FailWorkflowExecutionCommandAttributes.Failure exceeds size limit.");
+  }
+  const ChainContext& chain = ctx->chain;
+  enums::RetryState retry_state;
+  std::optional<absl::Duration> backoff;
+  if (chain.started_event != nullptr) {
+    backoff = WorkflowRetry(*ctx->ms, &failure, ctx->now, &retry_state);
+  } else {
+    // The engine gives no chain to a run without a retry policy; one with a policy but no
+    // chain cannot be retried.
+    retry_state = ctx->ms->execution().has_retry_policy()
+                      ? enums::RETRY_STATE_INTERNAL_SERVER_ERROR
+                      : enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED, ctx->now);
+  auto* ea = e.mutable_workflow_execution_failed_event_attributes();
+  *ea->mutable_failure() = failure;
+  ea->set_retry_state(retry_state);
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  Append(std::move(e), ctx->ms, ctx->fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, ctx->now, ctx->ms, ctx->fx);
+  if (backoff.has_value()) {
+    BuildSuccessorRun(RetrySuccessor(chain, &failure, *backoff), chain, ctx->now, ctx->ms,
+                      ctx->fx);
+  }
+  ctx->closed = true;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleCancelWorkflowExecution(const Command& command,
+                                                          CommandContext* ctx) {
+  if (auto err = RefuseCloseWhileEventsWait(*ctx)) return err;
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, ctx->now);
+  auto* ea = e.mutable_workflow_execution_canceled_event_attributes();
+  *ea->mutable_details() = command.cancel_workflow_execution_command_attributes().details();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  Append(std::move(e), ctx->ms, ctx->fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_CANCELED, ctx->now, ctx->ms, ctx->fx);
+  ctx->closed = true;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleUnsupportedCommand(const Command& command, CommandContext*) {
+  return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                absl::StrCat("command ", enums::CommandType_Name(command.command_type()),
+                             " is not supported by this server yet"));
+}
+
+CommandHandler HandlerFor(enums::CommandType type) {
+  switch (type) {
+    case enums::COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK:
+      return &HandleScheduleActivityTask;
+    case enums::COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK:
+      return &HandleRequestCancelActivityTask;
+    case enums::COMMAND_TYPE_START_TIMER:
+      return &HandleStartTimer;
+    case enums::COMMAND_TYPE_CANCEL_TIMER:
+      return &HandleCancelTimer;
+    case enums::COMMAND_TYPE_RECORD_MARKER:
+      return &HandleRecordMarker;
+    case enums::COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+      return &HandleUpsertWorkflowSearchAttributes;
+    case enums::COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
+      return &HandleCompleteWorkflowExecution;
+    case enums::COMMAND_TYPE_FAIL_WORKFLOW_EXECUTION:
+      return &HandleFailWorkflowExecution;
+    case enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
+      return &HandleCancelWorkflowExecution;
+    default:
+      // Continue-as-new, child workflows, signals and cancels of other runs, updates,
+      // Nexus operations, ...: refused until implemented.
+      return &HandleUnsupportedCommand;
+  }
+}
+
+std::optional<CommandError> ApplyCommand(const Command& command, CommandContext* ctx) {
+  if (ctx->closed) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
+                  "a command follows the one that closed the workflow");
+  }
+  return HandlerFor(command.command_type())(command, ctx);
+}
+
+}  // namespace almanac::history::internal
