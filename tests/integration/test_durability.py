@@ -85,6 +85,14 @@ def check_history(events, expect: dict[EventType.ValueType, int]) -> None:
             assert started.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED, names
 
 
+async def wait_for_each(handles: list[WorkflowHandle], event_type: EventType.ValueType) -> None:
+    """Waits until every history holds `event_type`, one handle at a time: a hundred
+    concurrent pollers would take the CPU that the worker in this same process needs to
+    reach that event at all."""
+    for h in handles:
+        await wait_for_event(h, event_type, within_s=60)
+
+
 async def start_all(client: Client, workflow_run, count: int, task_queue: str) -> list[WorkflowHandle]:
     return list(await asyncio.gather(*(
         client.start_workflow(workflow_run, i, id=unique_id("durable"), task_queue=task_queue)
@@ -96,8 +104,7 @@ async def test_kill9_while_100_workflows_wait_on_timers(server, task_queue: str)
     client = await Client.connect(server.address)
     async with worker(client, task_queue):
         handles = await start_all(client, TimerWorkflow.run, 100, task_queue)
-        await asyncio.gather(*(wait_for_event(h, EventType.EVENT_TYPE_TIMER_STARTED, within_s=60)
-                               for h in handles))
+        await wait_for_each(handles, EventType.EVENT_TYPE_TIMER_STARTED)
         server.kill9()
         server.restart()
         results = await asyncio.gather(*(h.result() for h in handles))
@@ -111,8 +118,7 @@ async def test_kill9_while_100_workflows_are_mid_activity(server, task_queue: st
     client = await Client.connect(server.address)
     async with worker(client, task_queue):
         handles = await start_all(client, SlowActivityWorkflow.run, 100, task_queue)
-        await asyncio.gather(*(wait_for_event(h, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED,
-                                              within_s=60) for h in handles))
+        await wait_for_each(handles, EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
         server.kill9()
         server.restart()
         results = await asyncio.gather(*(h.result() for h in handles))
