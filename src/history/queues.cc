@@ -219,9 +219,13 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
       break;
     case v1::TimerTask::KIND_WORKFLOW_TASK_TIMEOUT:
       st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
-        const int64_t stamp = ms->has_workflow_task() ? ms->workflow_task().stamp() : 0;
+        const bool had_task = ms->has_workflow_task();
+        const int64_t stamp = had_task ? ms->workflow_task().stamp() : 0;
         TimeoutWorkflowTask(task, now, ms, fx);
-        *write = !ms->has_workflow_task() || ms->workflow_task().stamp() != stamp;
+        // The timeout acted only if it replaced a pending task. Most of these timers fire
+        // after their task completed, often with none pending or the run closed: nothing
+        // to write then.
+        *write = had_task && (!ms->has_workflow_task() || ms->workflow_task().stamp() != stamp);
         return absl::OkStatus();
       });
       break;

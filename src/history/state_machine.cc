@@ -5,7 +5,6 @@
 #include <map>
 #include <optional>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "history/state_machine_internal.h"
 #include "temporal/api/command/v1/message.pb.h"
@@ -427,10 +426,26 @@ void RetryOrCloseActivity(v1::ActivityInfo ai, const Failure& failure,
   AddExternalEvents(std::move(events), now, ms, fx);
 }
 
+// Temporal's name of a timeout type in failure messages ("activity StartToClose timeout"),
+// which SDKs show and users match on; not the enum's SCREAMING_CASE name.
+const char* TimeoutTypeShortName(enums::TimeoutType type) {
+  switch (type) {
+    case enums::TIMEOUT_TYPE_START_TO_CLOSE:
+      return "StartToClose";
+    case enums::TIMEOUT_TYPE_SCHEDULE_TO_START:
+      return "ScheduleToStart";
+    case enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE:
+      return "ScheduleToClose";
+    case enums::TIMEOUT_TYPE_HEARTBEAT:
+      return "Heartbeat";
+    default:
+      return "Unspecified";
+  }
+}
+
 Failure TimeoutFailure(enums::TimeoutType type, const v1::ActivityInfo* ai) {
   Failure f;
-  f.set_message(absl::StrCat("activity ", absl::AsciiStrToLower(enums::TimeoutType_Name(type)).substr(13),
-                             " timeout"));
+  f.set_message(absl::StrCat("activity ", TimeoutTypeShortName(type), " timeout"));
   f.mutable_timeout_failure_info()->set_timeout_type(type);
   if (ai != nullptr && ai->has_heartbeat_details()) {
     *f.mutable_timeout_failure_info()->mutable_last_heartbeat_details() = ai->heartbeat_details();
