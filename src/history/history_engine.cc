@@ -236,7 +236,9 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
     m.range_id = range_id;
     return stores_->executions->Apply(m);
   });
-  const ShardContext::Outcome outcome = ShardContext::OutcomeOf(st);
+  // A write refused because the shard is no longer ours certainly wrote nothing.
+  const ShardContext::Outcome outcome =
+      shard.owned() ? ShardContext::OutcomeOf(st) : ShardContext::Outcome::kNotCommitted;
   std::vector<v1::TransferTask> run_transfer;
   std::vector<v1::TimerTask> run_timers;
   shard.Resolve(outcome, fx.transfer_tasks, fx.timer_tasks, &run_transfer, &run_timers);
