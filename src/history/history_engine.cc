@@ -338,8 +338,13 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
   absl::MutexLock lock(&(*ctx)->mu);
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (!shard.owned()) return shard.NotOwnedError();
-    if (!request.request_id().empty()) {
-      // A retried start (same request id) answers with the run the first one started.
+    std::optional<ExistingRun> existing;
+    auto current = stores_->executions->GetCurrentRun(shard.id(), namespace_id, wid);
+    if (current.ok() && !request.request_id().empty() &&
+        current->create_request_id != request.request_id()) {
+      // A retried start (same request id) answers with the run the first one started, even
+      // when another run has become current since. A workflow id with no run at all has
+      // applied no request, so a first start pays for no lookup.
       auto applied = stores_->executions->FindRequestId(shard.id(), namespace_id, wid,
                                                         request.request_id(), clock_->Now());
       if (!applied.ok()) return applied.status();
@@ -350,8 +355,6 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
         return resp;
       }
     }
-    std::optional<ExistingRun> existing;
-    auto current = stores_->executions->GetCurrentRun(shard.id(), namespace_id, wid);
     if (current.ok()) {
       existing = ExistingRun{current->run_id, current->create_request_id,
                              static_cast<enums::WorkflowExecutionStatus>(current->status)};

@@ -628,18 +628,26 @@ class SqlExecutionStore final : public ExecutionStore {
   absl::Status RecordHeartbeat(int32_t shard_id, int64_t range_id, const v1::RunKey& run,
                                int64_t scheduled_event_id, absl::Time time,
                                const temporal::api::common::v1::Payloads& details) override {
-    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
-      absl::Status st = FenceShard(driver_, conn, shard_id, range_id);
-      if (!st.ok()) return st;
-      return conn.Exec(
-          "INSERT INTO activity_heartbeats (shard_id, namespace_id, workflow_id, run_id, "
-          "scheduled_event_id, heartbeat_time, details) VALUES ($1, $2, $3, $4, $5, $6, $7) "
-          "ON CONFLICT (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id) "
-          "DO UPDATE SET heartbeat_time = excluded.heartbeat_time, details = excluded.details",
-          {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()), Text(run.run_id()),
-           Int(scheduled_event_id), Int(ToMicros(time)), Bytes(details)},
-          nullptr);
-    });
+    // One statement, fenced inline: it writes only while the lease is `range_id`. (A new
+    // owner taking the shard at the same instant may or may not see this heartbeat, exactly
+    // as if it had arrived a moment earlier or later.)
+    SqlRows rows;
+    absl::Status st = Query(
+        driver_,
+        "INSERT INTO activity_heartbeats (shard_id, namespace_id, workflow_id, run_id, "
+        "scheduled_event_id, heartbeat_time, details) SELECT $1, $2, $3, $4, $5, $6, $7 "
+        "WHERE EXISTS (SELECT 1 FROM shards WHERE shard_id = $1 AND range_id = $8) "
+        "ON CONFLICT (shard_id, namespace_id, workflow_id, run_id, scheduled_event_id) "
+        "DO UPDATE SET heartbeat_time = excluded.heartbeat_time, details = excluded.details",
+        {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()), Text(run.run_id()),
+         Int(scheduled_event_id), Int(ToMicros(time)), Bytes(details), Int(range_id)},
+        &rows);
+    if (!st.ok()) return st;
+    if (rows.rows_affected != 1) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("shard ", shard_id, " is owned by another range"));
+    }
+    return absl::OkStatus();
   }
 
   absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run, int64_t first_event_id,
