@@ -378,6 +378,151 @@ TEST_P(StoreConformanceTest, HeartbeatsMergeIntoTheStateUntilTheRunCloses) {
   EXPECT_EQ(loaded->activities().at(5).last_heartbeat_time().seconds(), 100);
 }
 
+// A run's pending items are rows of their own: a mutation writes the ones that changed and
+// deletes the ones that went, and a reload assembles the same state.
+TEST_P(StoreConformanceTest, PendingItemsAreStoredAsTheirOwnRows) {
+  auto lease = stores_->shards->AcquireShard(1, "node-a");
+  ASSERT_TRUE(lease.ok());
+  v1::MutableState s1 = State("r1", 1, 10);
+  s1.set_storage_format(1);
+  for (int64_t id : {5, 6, 7}) {
+    v1::ActivityInfo ai;
+    ai.set_scheduled_event_id(id);
+    ai.set_activity_id(absl::StrCat("a", id));
+    (*s1.mutable_activities())[id] = ai;
+  }
+  (*s1.mutable_timers())["t1"].set_timer_id("t1");
+  *s1.add_buffered_events() = Events(10, 10)[0];
+  ExecutionMutation create;
+  create.shard_id = 1;
+  create.range_id = lease->range_id;
+  create.state = &s1;
+  create.create = true;
+  ASSERT_TRUE(stores_->executions->Apply(create).ok());
+  auto loaded = stores_->executions->GetMutableState(1, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->activities_size(), 3);
+  EXPECT_EQ(loaded->timers_size(), 1);
+  EXPECT_EQ(loaded->buffered_events_size(), 1);
+
+  // One activity goes, one changes, a timer and a buffered event arrive.
+  v1::MutableState s2 = s1;
+  s2.set_db_version(2);
+  s2.mutable_activities()->erase(5);
+  (*s2.mutable_activities())[6].set_attempt(2);
+  (*s2.mutable_timers())["t2"].set_timer_id("t2");
+  *s2.add_buffered_events() = Events(11, 11)[0];
+  ExecutionMutation update;
+  update.shard_id = 1;
+  update.range_id = lease->range_id;
+  update.state = &s2;
+  update.base = &s1;
+  update.expected_db_version = 1;
+  ASSERT_TRUE(stores_->executions->Apply(update).ok());
+  loaded = stores_->executions->GetMutableState(1, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->activities_size(), 2);
+  EXPECT_FALSE(loaded->activities().contains(5));
+  EXPECT_EQ(loaded->activities().at(6).attempt(), 2);
+  EXPECT_EQ(loaded->activities().at(7).activity_id(), "a7");
+  EXPECT_EQ(loaded->timers_size(), 2);
+  ASSERT_EQ(loaded->buffered_events_size(), 2);
+  EXPECT_EQ(loaded->buffered_events(0).event_id(), 10);
+  EXPECT_EQ(loaded->buffered_events(1).event_id(), 11);
+
+  // Buffered events flushed and the run closed: no item row is left.
+  v1::MutableState s3 = State("r1", 3, 12);
+  s3.set_storage_format(1);
+  s3.mutable_execution()->set_status(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED);
+  update.state = &s3;
+  update.base = &s2;
+  update.expected_db_version = 2;
+  ASSERT_TRUE(stores_->executions->Apply(update).ok());
+  loaded = stores_->executions->GetMutableState(1, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->activities_size(), 0);
+  EXPECT_EQ(loaded->timers_size(), 0);
+  EXPECT_EQ(loaded->buffered_events_size(), 0);
+  auto conn = stores_->driver->Acquire();
+  ASSERT_TRUE(conn.ok());
+  SqlRows rows;
+  ASSERT_TRUE((*conn)->Exec("SELECT COUNT(*) FROM execution_items", {}, &rows).ok());
+  EXPECT_EQ(AsInt(rows.rows[0][0]), 0);
+}
+
+// A state stored before schema version 4 holds its items inside the execution row; it reads
+// back whole, and its next write moves every item to its own row.
+TEST_P(StoreConformanceTest, AStateWithInlineItemsMovesThemToRowsOnItsNextWrite) {
+  auto lease = stores_->shards->AcquireShard(2, "node-a");
+  ASSERT_TRUE(lease.ok());
+  v1::MutableState legacy = State("old", 1, 6);  // storage_format 0, items inline
+  v1::ActivityInfo ai;
+  ai.set_scheduled_event_id(5);
+  (*legacy.mutable_activities())[5] = ai;
+  {
+    auto conn = stores_->driver->Acquire();
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE((*conn)
+                    ->Exec("INSERT INTO executions (shard_id, namespace_id, workflow_id, run_id, "
+                           "db_version, state) VALUES ($1, $2, $3, $4, $5, $6)",
+                           {SqlValue(int64_t{2}), SqlValue(std::string("ns")),
+                            SqlValue(std::string("wf")), SqlValue(std::string("old")),
+                            SqlValue(int64_t{1}), SqlValue(Blob{legacy.SerializeAsString()})},
+                           nullptr)
+                    .ok());
+  }
+  auto loaded = stores_->executions->GetMutableState(2, Run("old"));
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->activities_size(), 1);
+  v1::MutableState next = *loaded;
+  next.set_db_version(2);
+  next.set_storage_format(1);
+  ExecutionMutation m;
+  m.shard_id = 2;
+  m.range_id = lease->range_id;
+  m.state = &next;
+  m.base = &*loaded;
+  m.expected_db_version = 1;
+  ASSERT_TRUE(stores_->executions->Apply(m).ok());
+  auto again = stores_->executions->GetMutableState(2, Run("old"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->storage_format(), 1);
+  ASSERT_EQ(again->activities_size(), 1);
+  EXPECT_TRUE(again->activities().contains(5));
+}
+
+TEST_P(StoreConformanceTest, RequestIdsAreRememberedUntilTheyExpire) {
+  auto lease = stores_->shards->AcquireShard(3, "node-a");
+  ASSERT_TRUE(lease.ok());
+  const absl::Time t0 = absl::FromUnixSeconds(2000000000);
+  v1::MutableState s = State("r1", 1, 1);
+  ExecutionMutation m;
+  m.shard_id = 3;
+  m.range_id = lease->range_id;
+  m.state = &s;
+  m.create = true;
+  m.request_ids.push_back({"req-1", "r1", t0 + absl::Hours(1)});
+  ASSERT_TRUE(stores_->executions->Apply(m).ok());
+  auto found = stores_->executions->FindRequestId(3, "ns", "wf", "req-1", t0);
+  ASSERT_TRUE(found.ok());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, "r1");
+  auto other = stores_->executions->FindRequestId(3, "ns", "wf", "req-2", t0);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->has_value());
+  auto expired = stores_->executions->FindRequestId(3, "ns", "wf", "req-1", t0 + absl::Hours(2));
+  ASSERT_TRUE(expired.ok());
+  EXPECT_FALSE(expired->has_value());
+  EXPECT_TRUE(absl::IsFailedPrecondition(
+      stores_->executions->DeleteExpiredRequestIds(3, lease->range_id - 1, t0 + absl::Hours(2))));
+  ASSERT_TRUE(stores_->executions->DeleteExpiredRequestIds(3, lease->range_id, t0 + absl::Hours(2)).ok());
+  auto conn = stores_->driver->Acquire();
+  ASSERT_TRUE(conn.ok());
+  SqlRows rows;
+  ASSERT_TRUE((*conn)->Exec("SELECT COUNT(*) FROM request_ids", {}, &rows).ok());
+  EXPECT_EQ(AsInt(rows.rows[0][0]), 0);
+}
+
 // The fault-injection layer over this driver: every write either lands whole or not at all,
 // whatever the injected failure, so a writer that re-reads after an error never sees a
 // partial mutation, a gap in the history or a task without its state change.

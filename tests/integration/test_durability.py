@@ -5,51 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
 
 import pytest
-from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.worker import Worker
 
+from durable_workflows import (QuickActivityWorkflow, SlowActivityWorkflow, TimerWorkflow,
+                               double, double_slowly)
 from helpers import history_events, type_names, unique_id, wait_for_event
-
-
-@activity.defn
-async def double_slowly(value: int) -> int:
-    await asyncio.sleep(2)
-    return value * 2
-
-
-@activity.defn
-async def double(value: int) -> int:
-    return value * 2
-
-
-@workflow.defn
-class TimerWorkflow:
-    @workflow.run
-    async def run(self, value: int) -> int:
-        await asyncio.sleep(5)
-        return value
-
-
-@workflow.defn
-class SlowActivityWorkflow:
-    @workflow.run
-    async def run(self, value: int) -> int:
-        return await workflow.execute_activity(double_slowly, value,
-                                               start_to_close_timeout=timedelta(seconds=60))
-
-
-@workflow.defn
-class QuickActivityWorkflow:
-    @workflow.run
-    async def run(self, value: int) -> int:
-        return await workflow.execute_activity(double, value,
-                                               start_to_close_timeout=timedelta(seconds=60))
 
 
 def worker(client: Client, task_queue: str) -> Worker:
@@ -164,7 +129,7 @@ async def test_kill9_in_a_loop_during_a_500_workflow_load(server, task_queue: st
     async def crash_loop() -> int:
         kills = 0
         while not done.is_set():
-            await asyncio.sleep(rng.uniform(1.5, 3.0))
+            await asyncio.sleep(rng.uniform(0.7, 1.5))
             if done.is_set():
                 break
             server.kill9()
