@@ -41,6 +41,15 @@ absl::Status ShardContext::AssignTaskIds(std::vector<v1::TransferTask>* transfer
                                          std::vector<v1::TimerTask>* timers) {
   if (transfer->empty() && timers->empty()) return absl::OkStatus();
   if (!owned()) return NotOwnedError();
+  std::string lost_to;
+  absl::Status st = AssignTaskIdsLocked(transfer, timers, &lost_to);
+  if (!lost_to.empty()) MarkLost(lost_to);
+  return st;
+}
+
+absl::Status ShardContext::AssignTaskIdsLocked(std::vector<v1::TransferTask>* transfer,
+                                               std::vector<v1::TimerTask>* timers,
+                                               std::string* lost_to) {
   absl::MutexLock lock(&queue_mu_);
   const size_t needed = transfer->size() + timers->size();
   int64_t range;
@@ -55,10 +64,9 @@ absl::Status ShardContext::AssignTaskIds(std::vector<v1::TransferTask>* transfer
     auto renewed = stores_->shards->RenewRange(shard_id_, range_id_);
     if (!renewed.ok()) {
       if (absl::IsFailedPrecondition(renewed.status())) {
-        lost_ = true;
-        spdlog::error("shard {}: lost to another node while renewing its task-id range; "
-                      "this node stops writing to it",
-                      shard_id_);
+        // Unloaded like any fenced-out write, once queue_mu_ (held here) is released.
+        *lost_to = std::string(renewed.status().message());
+        return NotOwnedError();
       }
       return renewed.status();
     }

@@ -107,6 +107,9 @@ class ShardContext {
 
  private:
   static persistence::TimerKey KeyOf(const v1::TimerTask& t);
+  // AssignTaskIds under queue_mu_; sets *lost_to when a range renewal finds the shard taken.
+  absl::Status AssignTaskIdsLocked(std::vector<v1::TransferTask>* transfer,
+                                   std::vector<v1::TimerTask>* timers, std::string* lost_to);
 
   const int32_t shard_id_;
   const std::string owner_;

@@ -90,6 +90,20 @@ TEST_F(ShardContextTest, TaskIdsMoveToTheNextRangeWhenTheSequenceRunsOut) {
   EXPECT_TRUE(shard->owned());
 }
 
+TEST_F(ShardContextTest, ARangeRenewalThatFindsTheShardTakenUnloadsIt) {
+  ShardOptions options;
+  options.max_task_sequence = 1;
+  auto shard = Load(3, options);
+  std::vector<v1::TransferTask> first(1);
+  std::vector<v1::TimerTask> timers;
+  ASSERT_TRUE(shard->AssignTaskIds(&first, &timers).ok());
+  auto thief = Load(3);
+  std::vector<v1::TransferTask> second(1);
+  EXPECT_TRUE(absl::IsUnavailable(shard->AssignTaskIds(&second, &timers)));
+  EXPECT_FALSE(shard->owned());
+  EXPECT_TRUE(absl::IsUnavailable(shard->RenewLease(absl::Now())));
+}
+
 TEST_F(ShardContextTest, ALeaseTakenByAnotherNodeStopsEveryWrite) {
   auto shard = Load(1);
   ASSERT_TRUE(shard->RenewLease(absl::Now()).ok());

@@ -284,6 +284,7 @@ async def test_schedule_to_close_timeout_is_terminal(client, task_queue):
                                     schedule_to_close=1)
     assert result["cause"] == "TimeoutError"
     assert result["timeout_type"] == TimeoutType.SCHEDULE_TO_CLOSE
+    assert result["message"] == "activity ScheduleToClose timeout"  # Temporal's exact text
     assert "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT" in activity_events(events)
 
 
@@ -302,6 +303,7 @@ async def test_schedule_to_start_timeout_is_terminal(client, task_queue):
                                schedule_to_start=1, start_to_close=5)
     assert result["cause"] == "TimeoutError"
     assert result["timeout_type"] == TimeoutType.SCHEDULE_TO_START
+    assert result["message"] == "activity ScheduleToStart timeout"
 
 
 # Heartbeats ------------------------------------------------------------------------------
