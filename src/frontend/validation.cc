@@ -79,6 +79,50 @@ absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkfl
   return absl::OkStatus();
 }
 
+absl::Status ValidateSignal(const std::string& signal_name, size_t input_size,
+                            const ValidationLimits& limits) {
+  if (signal_name.empty()) return absl::InvalidArgumentError("SignalName is not set on request.");
+  if (signal_name.size() > limits.max_id_length) {
+    return absl::InvalidArgumentError("SignalName length exceeds limit.");
+  }
+  return ValidateBlob(input_size, "Signal input", limits);
+}
+
+absl::Status ValidateUpdate(temporal::api::workflowservice::v1::UpdateWorkflowExecutionRequest* r,
+                            const ValidationLimits& limits) {
+  absl::Status st = ValidateExecution(r->workflow_execution(), limits);
+  if (!st.ok()) return st;
+  auto* u = r->mutable_request();
+  if (!u->has_meta()) return absl::InvalidArgumentError("Update meta is not set on request.");
+  if (u->meta().update_id().size() > limits.max_id_length) {
+    return absl::InvalidArgumentError("UpdateId length exceeds limit.");
+  }
+  if (!u->has_input()) return absl::InvalidArgumentError("Update input is not set on request.");
+  if (u->input().name().empty()) return absl::InvalidArgumentError("Update name is not set on request.");
+  st = ValidateBlob(u->input().args().ByteSizeLong(), "Update input", limits);
+  if (!st.ok()) return st;
+  namespace enums = temporal::api::enums::v1;
+  auto* policy = r->mutable_wait_policy();
+  if (policy->lifecycle_stage() == enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_UNSPECIFIED) {
+    policy->set_lifecycle_stage(enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED);
+  }
+  if (policy->lifecycle_stage() == enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED) {
+    return absl::PermissionDeniedError(
+        "UpdateWorkflowExecution issued asynchronously and waiting on update admitted is not "
+        "supported.");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::TaskToken> ParseQueryTaskToken(const std::string& bytes) {
+  if (bytes.empty()) return absl::InvalidArgumentError("Task token is not set on request.");
+  v1::TaskToken token;
+  if (!token.ParseFromString(bytes) || token.namespace_id().empty() || token.query_id().empty()) {
+    return absl::InvalidArgumentError("Error deserializing task token.");
+  }
+  return token;
+}
+
 absl::StatusOr<v1::TaskToken> ParseTaskToken(const std::string& bytes, bool activity) {
   if (bytes.empty()) return absl::InvalidArgumentError("Task token is not set on request.");
   v1::TaskToken token;

@@ -24,6 +24,14 @@ absl::Status ValidateTaskQueue(const temporal::api::taskqueue::v1::TaskQueue& tq
                                const ValidationLimits& limits);
 absl::Status ValidateBlob(size_t size, const char* what, const ValidationLimits& limits);
 
+absl::Status ValidateSignal(const std::string& signal_name, size_t input_size,
+                            const ValidationLimits& limits);
+// Checks an update request and fills Temporal's defaults in (the wait stage).
+absl::Status ValidateUpdate(temporal::api::workflowservice::v1::UpdateWorkflowExecutionRequest* r,
+                            const ValidationLimits& limits);
+// Parses the token of a query task (RespondQueryTaskCompleted).
+absl::StatusOr<v1::TaskToken> ParseQueryTaskToken(const std::string& bytes);
+
 // Parses a worker's task token. kInvalidArgument when absent or malformed; a well-formed
 // token for something that moved on is refused later, by history, with kNotFound.
 absl::StatusOr<v1::TaskToken> ParseTaskToken(const std::string& bytes, bool activity);

@@ -124,6 +124,8 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     caps->set_encoded_failure_attributes(true);
     // Heartbeat details sent with an activity failure are kept for the next attempt.
     caps->set_activity_failure_include_heartbeat(true);
+    // Signal and query headers are recorded and delivered to the worker.
+    caps->set_signal_and_query_header(true);
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -507,6 +509,150 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       resp->set_cancel_requested(*cancel);
       return absl::OkStatus();
     });
+  }
+
+  // ---- Messages: signals, queries, updates --------------------------------------------------
+
+  ServerUnaryReactor* SignalWorkflowExecution(CallbackServerContext* ctx,
+                                              const ws::SignalWorkflowExecutionRequest* req,
+                                              ws::SignalWorkflowExecutionResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateExecution(req->workflow_execution(), limits_);
+      if (st.ok()) st = ValidateSignal(req->signal_name(), req->input().ByteSizeLong(), limits_);
+      if (!st.ok()) return st;
+      if (req->request_id().size() > limits_.max_id_length) {
+        return absl::InvalidArgumentError("RequestId exceeds length limit.");
+      }
+      return history_->SignalWorkflowExecution(*ns, *req);
+    });
+  }
+
+  ServerUnaryReactor* SignalWithStartWorkflowExecution(
+      CallbackServerContext* ctx, const ws::SignalWithStartWorkflowExecutionRequest* req,
+      ws::SignalWithStartWorkflowExecutionResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      // The start half is checked as a start request would be.
+      ws::StartWorkflowExecutionRequest start;
+      start.set_workflow_id(req->workflow_id());
+      *start.mutable_workflow_type() = req->workflow_type();
+      *start.mutable_task_queue() = req->task_queue();
+      if (req->has_input()) *start.mutable_input() = req->input();
+      if (req->has_workflow_execution_timeout()) {
+        *start.mutable_workflow_execution_timeout() = req->workflow_execution_timeout();
+      }
+      if (req->has_workflow_run_timeout()) *start.mutable_workflow_run_timeout() = req->workflow_run_timeout();
+      if (req->has_workflow_task_timeout()) *start.mutable_workflow_task_timeout() = req->workflow_task_timeout();
+      start.set_request_id(req->request_id());
+      start.set_cron_schedule(req->cron_schedule());
+      if (req->has_workflow_start_delay()) *start.mutable_workflow_start_delay() = req->workflow_start_delay();
+      absl::Status st = ValidateStart(start, limits_);
+      if (st.ok()) st = ValidateSignal(req->signal_name(), req->signal_input().ByteSizeLong(), limits_);
+      if (!st.ok()) return st;
+      ws::SignalWithStartWorkflowExecutionRequest request = *req;
+      if (request.request_id().empty()) request.set_request_id(NewUuid());
+      auto r = history_->SignalWithStartWorkflowExecution(*ns, request);
+      if (!r.ok()) return r.status();
+      *resp = std::move(*r);
+      return absl::OkStatus();
+    });
+  }
+
+  ServerUnaryReactor* QueryWorkflow(CallbackServerContext* ctx, const ws::QueryWorkflowRequest* req,
+                                    ws::QueryWorkflowResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.ok() ? ValidateExecution(req->execution(), limits_) : ns.status();
+      if (st.ok() && !req->has_query()) st = absl::InvalidArgumentError("WorkflowQuery is not set on request.");
+      if (st.ok() && req->query().query_type().empty()) {
+        st = absl::InvalidArgumentError("QueryType is not set on request.");
+      }
+      if (st.ok()) st = ValidateBlob(req->query().query_args().ByteSizeLong(), "Query args", limits_);
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      history_->QueryWorkflow(*ns, *req, deadline,
+                              [reactor, resp](absl::StatusOr<ws::QueryWorkflowResponse> r) {
+                                if (r.ok()) *resp = std::move(*r);
+                                reactor->Finish(ToGrpcStatus(r.status()));
+                              });
+    });
+    return reactor;
+  }
+
+  ServerUnaryReactor* RespondQueryTaskCompleted(CallbackServerContext* ctx,
+                                                const ws::RespondQueryTaskCompletedRequest* req,
+                                                ws::RespondQueryTaskCompletedResponse*) override {
+    return Run(ctx, [this, req]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      auto token = ParseQueryTaskToken(req->task_token());
+      if (!token.ok()) return token.status();
+      absl::Status st = ValidateBlob(req->query_result().ByteSizeLong(), "QueryResult", limits_);
+      if (!st.ok()) return st;
+      return matching_->RespondQueryTaskCompleted(token->namespace_id(), token->query_id(), *req);
+    });
+  }
+
+  ServerUnaryReactor* UpdateWorkflowExecution(CallbackServerContext* ctx,
+                                              const ws::UpdateWorkflowExecutionRequest* req,
+                                              ws::UpdateWorkflowExecutionResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      auto request = std::make_shared<ws::UpdateWorkflowExecutionRequest>(*req);
+      absl::Status st = ns.ok() ? ValidateUpdate(request.get(), limits_) : ns.status();
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      if (request->request().meta().update_id().empty()) {
+        request->mutable_request()->mutable_meta()->set_update_id(NewUuid());
+      }
+      history_->UpdateWorkflowExecution(
+          *ns, *request, deadline,
+          [reactor, resp, request](absl::StatusOr<ws::UpdateWorkflowExecutionResponse> r) {
+            if (r.ok()) *resp = std::move(*r);
+            reactor->Finish(ToGrpcStatus(r.status()));
+          });
+    });
+    return reactor;
+  }
+
+  ServerUnaryReactor* PollWorkflowExecutionUpdate(
+      CallbackServerContext* ctx, const ws::PollWorkflowExecutionUpdateRequest* req,
+      ws::PollWorkflowExecutionUpdateResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.ok() ? absl::OkStatus() : ns.status();
+      if (st.ok() && !req->has_update_ref()) {
+        st = absl::InvalidArgumentError("UpdateRef is not set on request.");
+      }
+      if (st.ok()) st = ValidateExecution(req->update_ref().workflow_execution(), limits_);
+      if (st.ok() && req->update_ref().update_id().empty()) {
+        st = absl::InvalidArgumentError("UpdateId is not set on request.");
+      }
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      history_->PollWorkflowExecutionUpdate(
+          *ns, *req, deadline,
+          [reactor, resp](absl::StatusOr<ws::PollWorkflowExecutionUpdateResponse> r) {
+            if (r.ok()) *resp = std::move(*r);
+            reactor->Finish(ToGrpcStatus(r.status()));
+          });
+    });
+    return reactor;
   }
 
   ServerUnaryReactor* ShutdownWorker(CallbackServerContext* ctx, const ws::ShutdownWorkerRequest* req,

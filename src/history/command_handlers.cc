@@ -56,6 +56,10 @@ std::optional<std::string> NormalizeActivityTimeouts(
 // A command that closes the run is refused while events wait in the buffer: the worker
 // has not seen them, and a new workflow task will carry them.
 std::optional<CommandError> RefuseCloseWhileEventsWait(const CommandContext& ctx) {
+  if (ctx.context != nullptr && ctx.context->updates_waiting) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
+                  "new updates arrived while the workflow task was running");
+  }
   if (ctx.ms->buffered_events_size() > 0) {
     return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
                   "new events arrived while the workflow task was running");
@@ -340,6 +344,149 @@ std::optional<CommandError> HandleCancelWorkflowExecution(const Command& command
   return std::nullopt;
 }
 
+std::optional<CommandError> HandleSignalExternalWorkflowExecution(const Command& command,
+                                                                  CommandContext* ctx) {
+  const auto& a = command.signal_external_workflow_execution_command_attributes();
+  const auto cause = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SIGNAL_WORKFLOW_EXECUTION_ATTRIBUTES;
+  if (a.execution().workflow_id().empty()) {
+    return Refuse(cause, "WorkflowId is not set on SignalExternalWorkflowExecutionCommand.");
+  }
+  if (a.signal_name().empty()) {
+    return Refuse(cause, "SignalName is not set on SignalExternalWorkflowExecutionCommand.");
+  }
+  if (static_cast<int64_t>(a.input().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(cause, "SignalExternalWorkflowExecutionCommandAttributes.Input exceeds size limit.");
+  }
+  HistoryEvent e =
+      NewEvent(enums::EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, ctx->now);
+  auto* ea = e.mutable_signal_external_workflow_execution_initiated_event_attributes();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  ea->set_namespace_(a.namespace_().empty() && ctx->context != nullptr
+                         ? ctx->context->namespace_name
+                         : a.namespace_());
+  *ea->mutable_workflow_execution() = a.execution();
+  ea->set_signal_name(a.signal_name());
+  if (a.has_input()) *ea->mutable_input() = a.input();
+  ea->set_control(a.control());
+  ea->set_child_workflow_only(a.child_workflow_only());
+  if (a.has_header()) *ea->mutable_header() = a.header();
+  const int64_t id = Append(std::move(e), ctx->ms, ctx->fx);
+  auto& info = (*ctx->ms->mutable_signals_requested())[id];
+  info.set_initiated_event_id(id);
+  info.set_request_id(absl::StrCat(ctx->ms->execution().run_id(), ":signal:", id));
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_SIGNAL_EXECUTION);
+  *t.mutable_run() = RunOf(*ctx->ms);
+  t.set_scheduled_event_id(id);
+  ctx->fx->transfer_tasks.push_back(std::move(t));
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleRequestCancelExternalWorkflowExecution(const Command& command,
+                                                                         CommandContext* ctx) {
+  const auto& a = command.request_cancel_external_workflow_execution_command_attributes();
+  if (a.workflow_id().empty()) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+                  "WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand.");
+  }
+  HistoryEvent e =
+      NewEvent(enums::EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, ctx->now);
+  auto* ea = e.mutable_request_cancel_external_workflow_execution_initiated_event_attributes();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  ea->set_namespace_(a.namespace_().empty() && ctx->context != nullptr
+                         ? ctx->context->namespace_name
+                         : a.namespace_());
+  ea->mutable_workflow_execution()->set_workflow_id(a.workflow_id());
+  ea->mutable_workflow_execution()->set_run_id(a.run_id());
+  ea->set_control(a.control());
+  ea->set_child_workflow_only(a.child_workflow_only());
+  ea->set_reason(a.reason());
+  const int64_t id = Append(std::move(e), ctx->ms, ctx->fx);
+  auto& info = (*ctx->ms->mutable_cancels_requested())[id];
+  info.set_initiated_event_id(id);
+  info.set_request_id(absl::StrCat(ctx->ms->execution().run_id(), ":cancel:", id));
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_CANCEL_EXECUTION);
+  *t.mutable_run() = RunOf(*ctx->ms);
+  t.set_scheduled_event_id(id);
+  ctx->fx->transfer_tasks.push_back(std::move(t));
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleProtocolMessage(const Command& command, CommandContext* ctx) {
+  const std::string& id = command.protocol_message_command_attributes().message_id();
+  for (const auto& m : ctx->request.messages()) {
+    if (m.id() != id) continue;
+    if (!ctx->applied_messages.insert(id).second) break;  // named twice
+    static const CompletionContext kNone;
+    return ApplyMessage(m, ctx->context != nullptr ? *ctx->context : kNone, ctx->now, ctx->ms,
+                        ctx->fx);
+  }
+  return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE,
+                absl::StrCat("ProtocolMessageCommand names message ", id,
+                             ", which the completion does not carry once"));
+}
+
+std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& message,
+                                         const CompletionContext& context, absl::Time now,
+                                         v1::MutableState* ms, Effects* fx) {
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE;
+  const std::string& update_id = message.protocol_instance_id();
+  if (update_id.empty()) return Refuse(bad, "a protocol message has no protocol_instance_id");
+  if (message.body().Is<api::update::v1::Acceptance>()) {
+    api::update::v1::Acceptance acceptance;
+    if (!message.body().UnpackTo(&acceptance)) return Refuse(bad, "unable to unmarshal Acceptance");
+    if (ms->updates().contains(update_id)) {
+      return Refuse(bad, absl::StrCat("update ", update_id, " is already accepted"));
+    }
+    HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, now);
+    auto* a = e.mutable_workflow_execution_update_accepted_event_attributes();
+    a->set_protocol_instance_id(update_id);
+    a->set_accepted_request_message_id(acceptance.accepted_request_message_id());
+    a->set_accepted_request_sequencing_event_id(acceptance.accepted_request_sequencing_event_id());
+    if (auto it = context.update_requests.find(update_id); it != context.update_requests.end()) {
+      *a->mutable_accepted_request() = it->second;
+    } else {
+      *a->mutable_accepted_request() = acceptance.accepted_request();
+    }
+    const int64_t id = Append(std::move(e), ms, fx);
+    auto& info = (*ms->mutable_updates())[update_id];
+    info.set_update_id(update_id);
+    info.set_accepted_event_id(id);
+    fx->updates.push_back({update_id, UpdateResult::Kind::kAccepted, {}});
+    return std::nullopt;
+  }
+  if (message.body().Is<api::update::v1::Rejection>()) {
+    api::update::v1::Rejection rejection;
+    if (!message.body().UnpackTo(&rejection)) return Refuse(bad, "unable to unmarshal Rejection");
+    if (ms->updates().contains(update_id)) {
+      return Refuse(bad, absl::StrCat("update ", update_id, " is accepted and cannot be rejected"));
+    }
+    UpdateResult r{update_id, UpdateResult::Kind::kRejected, {}};
+    *r.outcome.mutable_failure() = rejection.failure();
+    fx->updates.push_back(std::move(r));
+    return std::nullopt;
+  }
+  if (message.body().Is<api::update::v1::Response>()) {
+    api::update::v1::Response response;
+    if (!message.body().UnpackTo(&response)) return Refuse(bad, "unable to unmarshal Response");
+    auto it = ms->mutable_updates()->find(update_id);
+    if (it == ms->mutable_updates()->end() || it->second.completed_event_id() != 0) {
+      return Refuse(bad, absl::StrCat("update ", update_id, " is not accepted and running"));
+    }
+    HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, now);
+    auto* a = e.mutable_workflow_execution_update_completed_event_attributes();
+    *a->mutable_meta() = response.meta();
+    if (a->meta().update_id().empty()) a->mutable_meta()->set_update_id(update_id);
+    a->set_accepted_event_id(it->second.accepted_event_id());
+    *a->mutable_outcome() = response.outcome();
+    it->second.set_completed_event_id(Append(std::move(e), ms, fx));
+    fx->updates.push_back({update_id, UpdateResult::Kind::kCompleted, response.outcome()});
+    return std::nullopt;
+  }
+  return Refuse(bad, absl::StrCat("Message type ", message.body().type_url(), " not supported"));
+}
+
 std::optional<CommandError> HandleUnsupportedCommand(const Command& command, CommandContext*) {
   return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
                 absl::StrCat("command ", enums::CommandType_Name(command.command_type()),
@@ -366,9 +513,14 @@ CommandHandler HandlerFor(enums::CommandType type) {
       return &HandleFailWorkflowExecution;
     case enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION:
       return &HandleCancelWorkflowExecution;
+    case enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
+      return &HandleSignalExternalWorkflowExecution;
+    case enums::COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
+      return &HandleRequestCancelExternalWorkflowExecution;
+    case enums::COMMAND_TYPE_PROTOCOL_MESSAGE:
+      return &HandleProtocolMessage;
     default:
-      // Continue-as-new, child workflows, signals and cancels of other runs, updates,
-      // Nexus operations, ...: refused until implemented.
+      // Continue-as-new, child workflows, Nexus operations, ...: refused until implemented.
       return &HandleUnsupportedCommand;
   }
 }

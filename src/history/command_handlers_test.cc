@@ -127,9 +127,6 @@ TEST_F(CommandHandlersTest, CommandsNotImplementedYetAreRefusedByName) {
   for (auto type : {enums::COMMAND_TYPE_UNSPECIFIED,
                     enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
                     enums::COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
-                    enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
-                    enums::COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION,
-                    enums::COMMAND_TYPE_PROTOCOL_MESSAGE,
                     enums::COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES}) {
     EXPECT_EQ(HandlerFor(type), &HandleUnsupportedCommand);
     ExpectRefused(Run(OfType(type)), enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
@@ -525,7 +522,7 @@ TEST(CompletionCommandsTest, ARefusedCommandFailsTheTaskAndNothingOfTheCompletio
         ToProto(absl::Seconds(1));
   }
   Effects done;
-  const CompletionOutcome outcome = CompleteWorkflowTask(req, Limits(), ChainContext(), kT0, &ms,
+  const CompletionOutcome outcome = CompleteWorkflowTask(req, Limits(), ChainContext(), CompletionContext(), kT0, &ms,
                                                          &done);
   EXPECT_TRUE(outcome.workflow_task_failed);
   EXPECT_EQ(outcome.failure_message, "timer id already in use: t1");

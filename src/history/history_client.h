@@ -85,6 +85,37 @@ class HistoryClient {
   virtual void GetWorkflowExecutionHistory(const std::string& namespace_id,
                                            const wsv1::GetWorkflowExecutionHistoryRequest& request,
                                            absl::Time deadline, HistoryCallback done) = 0;
+
+  // Records a signal on the run (empty run id: the current one). A repeated request id is
+  // applied once. kNotFound when the run is closed or unknown.
+  virtual absl::Status SignalWorkflowExecution(
+      const std::string& namespace_id, const wsv1::SignalWorkflowExecutionRequest& request) = 0;
+  // Signals the running workflow, or starts it under the id policies with the signal as its
+  // first event.
+  virtual absl::StatusOr<wsv1::SignalWithStartWorkflowExecutionResponse>
+  SignalWithStartWorkflowExecution(const std::string& namespace_id,
+                                   const wsv1::SignalWithStartWorkflowExecutionRequest& request) = 0;
+
+  // Asks a worker to answer a query: attached to the run's next workflow task when one is
+  // pending, else sent alone through matching. `done` runs exactly once, on any thread;
+  // kDeadlineExceeded when no worker answered by `deadline`.
+  using QueryCallback = std::function<void(absl::StatusOr<wsv1::QueryWorkflowResponse>)>;
+  virtual void QueryWorkflow(const std::string& namespace_id,
+                             const wsv1::QueryWorkflowRequest& request, absl::Time deadline,
+                             QueryCallback done) = 0;
+
+  // Admits an update (or finds the one with the same id) and answers once it reaches the
+  // requested stage, or at `deadline` with the stage it has reached.
+  using UpdateCallback = std::function<void(absl::StatusOr<wsv1::UpdateWorkflowExecutionResponse>)>;
+  virtual void UpdateWorkflowExecution(const std::string& namespace_id,
+                                       const wsv1::UpdateWorkflowExecutionRequest& request,
+                                       absl::Time deadline, UpdateCallback done) = 0;
+  // Waits for an update admitted earlier. kNotFound when the run has no update with the id.
+  using PollUpdateCallback =
+      std::function<void(absl::StatusOr<wsv1::PollWorkflowExecutionUpdateResponse>)>;
+  virtual void PollWorkflowExecutionUpdate(const std::string& namespace_id,
+                                           const wsv1::PollWorkflowExecutionUpdateRequest& request,
+                                           absl::Time deadline, PollUpdateCallback done) = 0;
 };
 
 }  // namespace almanac::history

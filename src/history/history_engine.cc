@@ -157,7 +157,8 @@ absl::Status HistoryEngine::UpdateRunWithChain(const v1::RunKey& run, const Chai
 
 absl::Status HistoryEngine::UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run,
                                             const MutationFn& fn, bool with_chain,
-                                            const ChainMutationFn* chain_fn) {
+                                            const ChainMutationFn* chain_fn,
+                                            const std::string& request_id) {
   ShardContext& shard = ShardFor(run.namespace_id(), run.workflow_id());
   constexpr int kAttempts = 4;
   absl::Status st;
@@ -191,6 +192,7 @@ absl::Status HistoryEngine::UpdateRunLocked(WorkflowContext* ctx, const v1::RunK
     }
     WriteOptions options;
     if (fx.closed) options.current = ExecutionMutation::Current::kUpdate;
+    options.request_id = request_id;
     st = Commit(ctx, shard, *cached, std::move(next), std::move(fx), options, version);
     if (!absl::IsAborted(st)) return st;
     // Another writer moved the run on: Commit dropped the cached copy; reload and retry.
@@ -264,6 +266,7 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
                       std::move(successor));
   }
   if (wake) WakeWaiters(ctx, run_id);
+  if (!fx.updates.empty() || fx.closed) ResolveUpdates(ctx, run_id, fx.updates, fx.closed);
   RunReleased(std::move(run_transfer), std::move(run_timers));
   return absl::OkStatus();
 }
@@ -274,8 +277,8 @@ void HistoryEngine::WakeWaiters(WorkflowContext* ctx, const std::string& run_id)
   for (auto& w : it->second.waiters) {
     if (!w->fired.exchange(true)) executor_->Post(w->wake);
   }
-  ctx->waiting -= static_cast<int>(it->second.waiters.size());
-  ctx->runs.erase(it);
+  it->second.waiters.clear();
+  DropRunContextIfEmpty(ctx, run_id);
 }
 
 void HistoryEngine::RememberScheduledEvents(CachedRun* cached, const Effects& fx, bool closed) {
@@ -311,13 +314,15 @@ void HistoryEngine::RememberScheduledEvents(CachedRun* cached, const Effects& fx
 
 absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
     WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
-    const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id) {
+    const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id,
+    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal) {
   v1::MutableState ms;
   Effects fx;
   StartParams params;
   params.namespace_id = namespace_id;
   params.run_id = NewUuid();
   params.now = clock_->Now();
+  params.signal = signal;
   StartWorkflow(request, params, options_.limits, &ms, &fx);
   WriteOptions options;
   options.create = true;
@@ -332,10 +337,17 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
 
 absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflowExecution(
     const std::string& namespace_id, const wsv1::StartWorkflowExecutionRequest& request) {
+  auto ctx = Context(namespace_id, request.workflow_id());
+  absl::MutexLock lock(&(*ctx)->mu);
+  return StartLocked(ctx->get(), namespace_id, request, nullptr);
+}
+
+absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
+    WorkflowContext* ctx, const std::string& namespace_id,
+    const wsv1::StartWorkflowExecutionRequest& request,
+    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal) {
   const std::string& wid = request.workflow_id();
   ShardContext& shard = ShardFor(namespace_id, wid);
-  auto ctx = Context(namespace_id, wid);
-  absl::MutexLock lock(&(*ctx)->mu);
   for (int attempt = 0; attempt < 3; ++attempt) {
     if (!shard.owned()) return shard.NotOwnedError();
     std::optional<ExistingRun> existing;
@@ -374,7 +386,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
       case StartDecision::Action::kTerminateThenCreate: {
         const absl::Time now = clock_->Now();
         absl::Status st = UpdateRunLocked(
-            ctx->get(), MakeRun(namespace_id, wid, decision.run_id),
+            ctx, MakeRun(namespace_id, wid, decision.run_id),
             [&](v1::MutableState* ms, Effects* fx, bool* write) {
               TerminateWorkflow(decision.terminate_reason, {}, request.identity(), now, ms, fx);
               *write = fx->closed;
@@ -387,7 +399,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
         break;
     }
     const std::string& previous_run_id = decision.run_id;
-    auto created = CreateRunLocked(ctx->get(), shard, namespace_id, request, previous_run_id);
+    auto created = CreateRunLocked(ctx, shard, namespace_id, request, previous_run_id, signal);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();
     wsv1::StartWorkflowExecutionResponse resp;
@@ -405,18 +417,25 @@ absl::StatusOr<wsv1::PollWorkflowTaskQueueResponse> HistoryEngine::RecordWorkflo
   WorkflowTaskStarted started;
   v1::ExecutionInfo info;
   const absl::Time now = clock_->Now();
-  absl::Status st = UpdateRun(run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
-    auto r = history::RecordWorkflowTaskStarted(request.task.stamp(), request.poll_request_id,
-                                                request.identity, now, ms, fx, options_.limits);
-    if (!r.ok()) return r.status();
-    started = std::move(*r);
-    info = ms->execution();
-    *write = !fx->events.empty() || !fx->timer_tasks.empty();
-    return absl::OkStatus();
-  });
-  if (!st.ok()) return st;
-
   wsv1::PollWorkflowTaskQueueResponse resp;
+  {
+    auto ctx = Context(run.namespace_id(), run.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    absl::Status st =
+        UpdateRunLocked(ctx->get(), run, [&](v1::MutableState* ms, Effects* fx, bool* write) {
+          auto r = history::RecordWorkflowTaskStarted(request.task.stamp(), request.poll_request_id,
+                                                      request.identity, now, ms, fx,
+                                                      options_.limits);
+          if (!r.ok()) return r.status();
+          started = std::move(*r);
+          info = ms->execution();
+          *write = !fx->events.empty() || !fx->timer_tasks.empty();
+          return absl::OkStatus();
+        });
+    if (!st.ok()) return st;
+    AttachMessages(ctx->get(), run.run_id(), started.stamp, started.started_event_id, &resp);
+  }
+
   v1::TaskToken token;
   token.set_namespace_id(run.namespace_id());
   token.set_workflow_id(run.workflow_id());
@@ -447,21 +466,30 @@ absl::StatusOr<wsv1::PollWorkflowTaskQueueResponse> HistoryEngine::RecordWorkflo
   }
   // A transient task's events must end the history the worker sees, so its history is
   // never split into pages.
-  const bool paged = started.transient_events.empty();
-  const int page = options_.history_page_size;
-  st = stores_->executions->ReadHistory(shard, run, first, last_written + 1, paged ? page : 0,
-                                        resp.mutable_history());
+  absl::Status st =
+      FillHistory(shard, run, first, last_written, started.transient_events.empty(), &resp);
   if (!st.ok()) return st;
-  const int64_t read_up_to = first + resp.history().events_size() - 1;
-  if (read_up_to < last_written) {
+  for (auto& e : started.transient_events) *resp.mutable_history()->add_events() = std::move(e);
+  return resp;
+}
+
+absl::Status HistoryEngine::FillHistory(int32_t shard_id, const v1::RunKey& run, int64_t first,
+                                        int64_t last, bool paged,
+                                        wsv1::PollWorkflowTaskQueueResponse* resp) {
+  if (last < first) return absl::OkStatus();
+  absl::Status st = stores_->executions->ReadHistory(
+      shard_id, run, first, last + 1, paged ? options_.history_page_size : 0,
+      resp->mutable_history());
+  if (!st.ok()) return st;
+  const int64_t read_up_to = first + resp->history().events_size() - 1;
+  if (read_up_to < last) {
     v1::HistoryPageToken next;
     next.set_run_id(run.run_id());
     next.set_next_event_id(read_up_to + 1);
-    next.set_last_event_id(last_written);
-    resp.set_next_page_token(next.SerializeAsString());
+    next.set_last_event_id(last);
+    resp->set_next_page_token(next.SerializeAsString());
   }
-  for (auto& e : started.transient_events) *resp.mutable_history()->add_events() = std::move(e);
-  return resp;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<wsv1::PollActivityTaskQueueResponse> HistoryEngine::RecordActivityTaskStarted(
@@ -543,20 +571,36 @@ absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::Respon
     const v1::TaskToken& token, const wsv1::RespondWorkflowTaskCompletedRequest& request) {
   CompletionOutcome outcome;
   const absl::Time now = clock_->Now();
-  absl::Status st = UpdateRunWithChain(
-      RunOfToken(token),
-      [&](const ChainContext& chain, v1::MutableState* ms, Effects* fx, bool*) {
-        absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
-        if (!valid.ok()) return valid;
-        outcome = CompleteWorkflowTask(request, options_.limits, chain, now, ms, fx);
-        return absl::OkStatus();
-      });
-  if (!st.ok()) return st;
+  const v1::RunKey run = RunOfToken(token);
+  std::vector<std::string> queries_to_send;
+  {
+    auto ctx = Context(run.namespace_id(), run.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    const CompletionContext context = CompletionContextFor(ctx->get(), run, token.stamp());
+    bool task_pending = false;
+    const ChainMutationFn fn = [&](const ChainContext& chain, v1::MutableState* ms, Effects* fx,
+                                   bool*) {
+      absl::Status valid = ValidateWorkflowTaskToken(token, *ms);
+      if (!valid.ok()) return valid;
+      outcome = CompleteWorkflowTask(request, options_.limits, chain, context, now, ms, fx);
+      task_pending = IsRunning(*ms) && ms->has_workflow_task();
+      return absl::OkStatus();
+    };
+    absl::Status st = UpdateRunLocked(ctx->get(), run, nullptr, true, &fn);
+    if (!st.ok()) return st;
+    if (!outcome.workflow_task_failed) {
+      queries_to_send = SettleAfterCompletion(ctx->get(), run.run_id(), token.stamp(), request,
+                                              task_pending);
+    }
+  }
+  if (!queries_to_send.empty()) DispatchWaitingQueries(run, queries_to_send);
   if (outcome.workflow_task_failed) {
     return absl::InvalidArgumentError(
         absl::StrCat("the workflow task's commands were refused: ", outcome.failure_message));
   }
-  return wsv1::RespondWorkflowTaskCompletedResponse();
+  wsv1::RespondWorkflowTaskCompletedResponse resp;
+  resp.set_reset_history_event_id(outcome.reset_history_event_id);
+  return resp;
 }
 
 absl::Status HistoryEngine::RespondWorkflowTaskFailed(
@@ -689,7 +733,10 @@ absl::Status HistoryEngine::RequestCancelWorkflowExecution(
                        return WorkflowNotFound("workflow execution already completed");
                      }
                      *write = !ms->execution().cancel_requested();
-                     RequestCancelWorkflow(request.reason(), request.identity(), now, ms, fx);
+                     temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes a;
+                     a.set_cause(request.reason());
+                     a.set_identity(request.identity());
+                     RequestCancelWorkflow(std::move(a), now, ms, fx);
                      return absl::OkStatus();
                    });
 }
@@ -841,8 +888,7 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
       waiter->wake = [this, namespace_id, req, deadline, done] {
         ReadHistory(namespace_id, *req, deadline, done);
       };
-      (*ctx)->runs[run.run_id()].waiters.push_back(waiter);
-      ++(*ctx)->waiting;
+      RunContextOf(ctx->get(), run.run_id()).waiters.push_back(waiter);
       deadlines_->Schedule(deadline, [this, waiter, namespace_id, req, done] {
         if (waiter->fired.exchange(true)) return;
         executor_->Post([this, waiter, namespace_id, req, done] {
@@ -902,8 +948,7 @@ void HistoryEngine::RemoveWaiter(const std::string& namespace_id, const std::str
   auto pos = std::find(waiters.begin(), waiters.end(), waiter);
   if (pos == waiters.end()) return;
   waiters.erase(pos);
-  --(*ctx)->waiting;
-  if (waiters.empty()) (*ctx)->runs.erase(it);
+  DropRunContextIfEmpty(ctx->get(), run_id);
 }
 
 }  // namespace almanac::history

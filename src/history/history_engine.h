@@ -40,6 +40,7 @@
 #include "history/state_machine.h"
 #include "matching/matching_client.h"
 #include "persistence/stores.h"
+#include "temporal/api/query/v1/message.pb.h"
 
 namespace almanac::history {
 
@@ -103,6 +104,19 @@ class HistoryEngine final : public HistoryClient {
   void GetWorkflowExecutionHistory(const std::string& namespace_id,
                                    const wsv1::GetWorkflowExecutionHistoryRequest& request,
                                    absl::Time deadline, HistoryCallback done) override;
+  absl::Status SignalWorkflowExecution(const std::string& namespace_id,
+                                       const wsv1::SignalWorkflowExecutionRequest& request) override;
+  absl::StatusOr<wsv1::SignalWithStartWorkflowExecutionResponse> SignalWithStartWorkflowExecution(
+      const std::string& namespace_id,
+      const wsv1::SignalWithStartWorkflowExecutionRequest& request) override;
+  void QueryWorkflow(const std::string& namespace_id, const wsv1::QueryWorkflowRequest& request,
+                     absl::Time deadline, QueryCallback done) override;
+  void UpdateWorkflowExecution(const std::string& namespace_id,
+                               const wsv1::UpdateWorkflowExecutionRequest& request,
+                               absl::Time deadline, UpdateCallback done) override;
+  void PollWorkflowExecutionUpdate(const std::string& namespace_id,
+                                   const wsv1::PollWorkflowExecutionUpdateRequest& request,
+                                   absl::Time deadline, PollUpdateCallback done) override;
 
   int32_t ShardOf(const std::string& namespace_id, const std::string& workflow_id) const;
   // The context of an owned shard, for tests and benchmarks. Valid between Start and Stop.
@@ -115,16 +129,49 @@ class HistoryEngine final : public HistoryClient {
     std::function<void()> wake;
   };
 
+  // Where an update stands, as its callers see it (messages.cc).
+  struct UpdateStatus {
+    temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage stage;
+    std::optional<temporal::api::update::v1::Outcome> outcome;  // once completed
+  };
+  using UpdateStatusCallback = std::function<void(absl::StatusOr<UpdateStatus>)>;
+  struct UpdateWaiter {
+    std::atomic<bool> fired{false};
+    temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage wanted;
+    UpdateStatusCallback done;
+  };
+  // An update in flight: admitted, sent to a worker in a workflow task, or accepted (then
+  // also in the state's `updates`). Lives in memory only: a caller whose update is lost with
+  // the process retries it, and an accepted one is found again in the state.
+  struct PendingUpdate {
+    enum class Stage { kAdmitted, kSent, kAccepted };
+    temporal::api::update::v1::Request request;
+    Stage stage = Stage::kAdmitted;
+    int64_t sent_stamp = 0;  // the workflow task that carried it
+    std::vector<std::shared_ptr<UpdateWaiter>> waiters;
+  };
+  // A query waiting for a workflow task to carry it.
+  struct PendingQuery {
+    temporal::api::query::v1::WorkflowQuery query;
+    std::shared_ptr<std::atomic<bool>> answered;
+    QueryCallback done;
+    absl::Time deadline;
+    int64_t sent_stamp = 0;  // the workflow task that carried it, 0 before one did
+  };
+
   // What waits on one run. Never evicted while it holds anything.
   struct RunContext {
     std::vector<std::shared_ptr<Waiter>> waiters;
+    std::map<std::string, PendingUpdate> updates;  // by update id
+    std::map<std::string, PendingQuery> queries;   // by query id
+    bool empty() const { return waiters.empty() && updates.empty() && queries.empty(); }
   };
 
   // One workflow id: the lock that serializes mutations of its runs, and their contexts.
   struct WorkflowContext {
     absl::Mutex mu;
-    absl::flat_hash_map<std::string, RunContext> runs ABSL_GUARDED_BY(mu);
-    // Parked waiters over all runs; the context is dropped only when none remain.
+    std::map<std::string, RunContext> runs ABSL_GUARDED_BY(mu);  // stable references
+    // Run contexts holding anything; the workflow context is dropped only when none remain.
     std::atomic<int> waiting{0};
     int users = 0;  // references held (ContextRef); guarded by the stripe's mutex
   };
@@ -195,7 +242,8 @@ class HistoryEngine final : public HistoryClient {
   absl::Status UpdateRun(const v1::RunKey& run, const MutationFn& fn);
   absl::Status UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn);
   absl::Status UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run, const MutationFn& fn,
-                               bool with_chain = false, const ChainMutationFn* chain_fn = nullptr)
+                               bool with_chain = false, const ChainMutationFn* chain_fn = nullptr,
+                               const std::string& request_id = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Writes a new or changed state with its effects in one transaction, then updates the
   // cache, wakes waiters and hands the tasks to the queue processors. `cached` is the run's
@@ -207,11 +255,74 @@ class HistoryEngine final : public HistoryClient {
   void WakeWaiters(WorkflowContext* ctx, const std::string& run_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
 
-  absl::StatusOr<v1::MutableState> CreateRunLocked(WorkflowContext* ctx, ShardContext& shard,
-                                                   const std::string& namespace_id,
-                                                   const wsv1::StartWorkflowExecutionRequest& request,
-                                                   const std::string& previous_run_id)
+  absl::StatusOr<v1::MutableState> CreateRunLocked(
+      WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
+      const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id,
+      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Starts a run under the id policies, with the workflow id's lock held; `signal` becomes
+  // its first event after WorkflowExecutionStarted.
+  absl::StatusOr<wsv1::StartWorkflowExecutionResponse> StartLocked(
+      WorkflowContext* ctx, const std::string& namespace_id,
+      const wsv1::StartWorkflowExecutionRequest& request,
+      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+
+  // Signals and cancels (messages.cc).
+  // Records a signal on a run (empty run id: the current one); its request id
+  // de-duplicates it. With `child_only`, the sender (the external execution) must be the
+  // run's parent.
+  absl::Status SignalRun(const std::string& namespace_id, const std::string& workflow_id,
+                         const std::string& run_id,
+                         temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes attrs,
+                         bool child_only);
+  absl::Status CancelRun(const std::string& namespace_id, const std::string& workflow_id,
+                         const std::string& run_id,
+                         temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes attrs,
+                         bool child_only);
+  // Delivers a SignalExternalWorkflowExecution or RequestCancelExternalWorkflowExecution
+  // command (a transfer task) and records the outcome on the sending run.
+  absl::Status ProcessExternalRequest(const v1::TransferTask& task);
+
+  // Updates and queries (messages.cc).
+  RunContext& RunContextOf(WorkflowContext* ctx, const std::string& run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  void DropRunContextIfEmpty(WorkflowContext* ctx, const std::string& run_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Admits or finds an update and calls `done` when it reaches `wanted` or at `deadline`.
+  void WaitForUpdate(const std::string& namespace_id, const v1::RunKey& run,
+                     const std::string& update_id,
+                     const temporal::api::update::v1::Request* request,
+                     temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage wanted,
+                     absl::Time deadline, UpdateStatusCallback done);
+  // Hands the run's pending updates and queries to the workflow task being started.
+  void AttachMessages(WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
+                      int64_t started_event_id, wsv1::PollWorkflowTaskQueueResponse* resp)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // What a completion of the task with `stamp` needs to know of the run's updates.
+  CompletionContext CompletionContextFor(WorkflowContext* ctx, const v1::RunKey& run,
+                                         int64_t stamp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Moves the run's updates on after a committed mutation: what the worker accepted,
+  // rejected or completed, and, when the run closed, every update still in flight.
+  void ResolveUpdates(WorkflowContext* ctx, const std::string& run_id,
+                      const std::vector<UpdateResult>& results, bool closed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // After a completion of the task with `stamp`: answers the queries it answered, rejects
+  // the updates it ignored, and returns the queries that must now go to a worker alone.
+  std::vector<std::string> SettleAfterCompletion(
+      WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
+      const wsv1::RespondWorkflowTaskCompletedRequest& request, bool task_pending)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Sends a query to a worker as a query task (sticky queue first), for a run with no
+  // workflow task pending, or closed.
+  void DispatchQuery(const std::string& namespace_id, const v1::RunKey& run,
+                     const std::string& query_id, temporal::api::query::v1::WorkflowQuery query,
+                     absl::Time deadline, QueryCallback done);
+  // Re-sends queries left waiting on the run after its workflow task ended.
+  void DispatchWaitingQueries(const v1::RunKey& run, const std::vector<std::string>& query_ids);
+  // Reads history [first, last] into a poll response, in pages when `paged`.
+  absl::Status FillHistory(int32_t shard_id, const v1::RunKey& run, int64_t first, int64_t last,
+                           bool paged, wsv1::PollWorkflowTaskQueueResponse* resp);
 
   // History reads and long polls.
   void ReadHistory(const std::string& namespace_id,

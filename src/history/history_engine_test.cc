@@ -72,6 +72,15 @@ class RecordingMatching final : public matching::MatchingClient {
   }
   void CancelPoll(uint64_t) override {}
   void ShutdownWorker(const std::string&, const std::string&) override {}
+  void DispatchQueryTask(const std::string&, const std::string&, bool, const std::string&,
+                         wsv1::PollWorkflowTaskQueueResponse, absl::Time,
+                         QueryTaskCallback done) override {
+    done(absl::UnimplementedError("the test plays the poller"));
+  }
+  absl::Status RespondQueryTaskCompleted(const std::string&, const std::string&,
+                                         const wsv1::RespondQueryTaskCompletedRequest&) override {
+    return absl::UnimplementedError("the test plays the poller");
+  }
 
   // The tasks dispatched so far for one run, in dispatch order.
   std::vector<v1::TaskQueueTask> WorkflowTasksOf(const std::string& run_id) const {

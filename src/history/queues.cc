@@ -182,6 +182,10 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
     case v1::TransferTask::KIND_ACTIVITY_TASK:
       st = matching_->AddActivityTask(task.run().namespace_id(), task.task_queue(), qt);
       break;
+    case v1::TransferTask::KIND_SIGNAL_EXECUTION:
+    case v1::TransferTask::KIND_CANCEL_EXECUTION:
+      st = ProcessExternalRequest(task);
+      break;
     case v1::TransferTask::KIND_CLOSE_EXECUTION:
       // Nothing to notify yet: parents, children and retention arrive with their features.
       break;
@@ -250,8 +254,9 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
       break;
     case v1::TimerTask::KIND_WORKFLOW_BACKOFF:
       st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
+        const bool was_pending = ms->execution().backoff_pending();
         EndWorkflowBackoff(now, ms, fx);
-        *write = !fx->events.empty();
+        *write = was_pending || !fx->events.empty();
         return absl::OkStatus();
       });
       break;

@@ -94,6 +94,8 @@ void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableSta
   ms->clear_workflow_task();
   ms->clear_activities();
   ms->clear_timers();
+  ms->clear_signals_requested();
+  ms->clear_cancels_requested();
   ms->clear_sticky();
   // No close task yet: with no parent to notify and no retention to apply it would be a
   // certain no-op, and a written task costs a row and its deletion.
@@ -165,12 +167,15 @@ using internal::WorkflowRetry;
 
 namespace {
 
-// Whether events from outside the current workflow task must wait for it to end.
+// Whether events from outside the current workflow task must wait for it to end: while it
+// is started. A transient or speculative task that has not started lets them be written,
+// and becomes a normal task when it starts (RecordWorkflowTaskStarted).
 bool MustBuffer(const v1::MutableState& ms) {
-  if (!ms.has_workflow_task()) return false;
-  const auto& wft = ms.workflow_task();
-  return wft.started_event_id() != 0 || wft.transient();
+  return ms.has_workflow_task() && ms.workflow_task().started_event_id() != 0;
 }
+
+// Whether the task's Scheduled and Started events wait, unwritten, for its completion.
+bool EventsReserved(const v1::WorkflowTaskInfo& wft) { return wft.transient() || wft.speculative(); }
 
 // Sets the started_event_id of an activity's terminal event.
 void SetActivityStartedId(HistoryEvent* e, int64_t started_id) {
@@ -301,12 +306,49 @@ void WriteTransientEvents(v1::MutableState* ms, Effects* fx) {
 // Applies a completion to `ms`: writes WorkflowTaskCompleted (after the events of a
 // transient task), records the sticky queue, then applies each command through its handler.
 // Returns the first refusal; the caller then drops `ms` and `fx`.
+void KeepStickyQueue(const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
+                     v1::MutableState* ms) {
+  if (request.has_sticky_attributes() && !request.sticky_attributes().worker_task_queue().name().empty()) {
+    auto* sticky = ms->mutable_sticky();
+    sticky->set_task_queue(request.sticky_attributes().worker_task_queue().name());
+    *sticky->mutable_schedule_to_start_timeout() =
+        request.sticky_attributes().schedule_to_start_timeout();
+  } else {
+    ms->clear_sticky();
+  }
+}
+
+// Whether a speculative task's completion leaves no trace: no commands, nothing new to
+// deliver, and only update rejections among its messages.
+bool CompletionWritesNothing(
+    const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
+    const v1::MutableState& ms) {
+  if (request.commands_size() > 0 || request.force_create_new_workflow_task() ||
+      ms.buffered_events_size() > 0) {
+    return false;
+  }
+  for (const auto& m : request.messages()) {
+    if (!m.body().Is<api::update::v1::Rejection>()) return false;
+  }
+  return true;
+}
+
 std::optional<CommandError> ApplyCompletion(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
-    Effects* fx) {
+    const Limits& limits, const ChainContext& chain, const CompletionContext& context,
+    absl::Time now, v1::MutableState* ms, Effects* fx) {
   const v1::WorkflowTaskInfo wft = ms->workflow_task();
-  if (wft.transient()) WriteTransientEvents(ms, fx);
+  if (wft.speculative() && CompletionWritesNothing(request, *ms)) {
+    // The task never happened as far as history goes: only its rejections are reported.
+    ms->clear_workflow_task();
+    KeepStickyQueue(request, ms);
+    for (const auto& m : request.messages()) {
+      if (auto err = internal::ApplyMessage(m, context, now, ms, fx)) return err;
+    }
+    if (context.updates_waiting) ScheduleSpeculativeWorkflowTask(now, ms, fx);
+    return std::nullopt;
+  }
+  if (EventsReserved(wft)) WriteTransientEvents(ms, fx);
 
   HistoryEvent done = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_COMPLETED, now);
   {
@@ -325,25 +367,24 @@ std::optional<CommandError> ApplyCompletion(
   info->set_last_completed_workflow_task_event_id(completed_id);
   info->set_workflow_task_attempts_failed(0);
   ms->clear_workflow_task();
-
-  if (request.has_sticky_attributes() && !request.sticky_attributes().worker_task_queue().name().empty()) {
-    auto* sticky = ms->mutable_sticky();
-    sticky->set_task_queue(request.sticky_attributes().worker_task_queue().name());
-    *sticky->mutable_schedule_to_start_timeout() =
-        request.sticky_attributes().schedule_to_start_timeout();
-  } else {
-    ms->clear_sticky();
-  }
+  KeepStickyQueue(request, ms);
 
   CommandContext ctx{request, limits, chain, now, completed_id, ms, fx};
+  ctx.context = &context;
   for (const auto& cmd : request.commands()) {
     if (auto err = internal::ApplyCommand(cmd, &ctx)) return err;
   }
   if (ctx.closed) return std::nullopt;
+  // Messages that no ProtocolMessage command placed come after the commands' events.
+  for (const auto& m : request.messages()) {
+    if (ctx.applied_messages.contains(m.id())) continue;
+    if (auto err = internal::ApplyMessage(m, context, now, ms, fx)) return err;
+  }
   const int flushed = FlushBuffered(ms, fx);
   if (flushed > 0 || request.force_create_new_workflow_task() || ctx.new_task_due) {
     ScheduleWorkflowTask(now, ms, fx);
   }
+  if (context.updates_waiting) ScheduleSpeculativeWorkflowTask(now, ms, fx);
   return std::nullopt;
 }
 
@@ -521,18 +562,21 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (request.has_priority()) *a->mutable_priority() = request.priority();
   if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
   Append(std::move(e), ms, fx);
+  if (params.signal != nullptr) {
+    HistoryEvent signaled = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, params.now);
+    *signaled.mutable_workflow_execution_signaled_event_attributes() = *params.signal;
+    Append(std::move(signaled), ms, fx);
+  }
   ArmRunTimeout(params.now, *ms, fx);
   ScheduleWorkflowTask(params.now, ms, fx);
 }
 
-void RequestCancelWorkflow(const std::string& cause, const std::string& identity, absl::Time now,
-                           v1::MutableState* ms, Effects* fx) {
+void RequestCancelWorkflow(api::history::v1::WorkflowExecutionCancelRequestedEventAttributes attrs,
+                           absl::Time now, v1::MutableState* ms, Effects* fx) {
   if (!IsRunning(*ms) || ms->execution().cancel_requested()) return;
   ms->mutable_execution()->set_cancel_requested(true);
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED, now);
-  auto* a = e.mutable_workflow_execution_cancel_requested_event_attributes();
-  a->set_cause(cause);
-  a->set_identity(identity);
+  *e.mutable_workflow_execution_cancel_requested_event_attributes() = std::move(attrs);
   std::vector<HistoryEvent> events;
   events.push_back(std::move(e));
   AddExternalEvents(std::move(events), now, ms, fx);
@@ -555,24 +599,106 @@ void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl
   }
 }
 
+void SignalWorkflow(api::history::v1::WorkflowExecutionSignaledEventAttributes attrs,
+                    absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms)) return;
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, now);
+  *e.mutable_workflow_execution_signaled_event_attributes() = std::move(attrs);
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+void CompleteExternalSignal(const HistoryEvent& initiated,
+                            enums::SignalExternalWorkflowExecutionFailedCause cause,
+                            absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || ms->mutable_signals_requested()->erase(initiated.event_id()) == 0) return;
+  const auto& in = initiated.signal_external_workflow_execution_initiated_event_attributes();
+  HistoryEvent e;
+  if (cause == enums::SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_UNSPECIFIED) {
+    e = NewEvent(enums::EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED, now);
+    auto* a = e.mutable_external_workflow_execution_signaled_event_attributes();
+    a->set_initiated_event_id(initiated.event_id());
+    a->set_namespace_(in.namespace_());
+    a->set_namespace_id(in.namespace_id());
+    *a->mutable_workflow_execution() = in.workflow_execution();
+    a->set_control(in.control());
+  } else {
+    e = NewEvent(enums::EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, now);
+    auto* a = e.mutable_signal_external_workflow_execution_failed_event_attributes();
+    a->set_cause(cause);
+    a->set_workflow_task_completed_event_id(in.workflow_task_completed_event_id());
+    a->set_namespace_(in.namespace_());
+    a->set_namespace_id(in.namespace_id());
+    *a->mutable_workflow_execution() = in.workflow_execution();
+    a->set_initiated_event_id(initiated.event_id());
+    a->set_control(in.control());
+  }
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+void CompleteExternalCancel(const HistoryEvent& initiated,
+                            enums::CancelExternalWorkflowExecutionFailedCause cause,
+                            absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || ms->mutable_cancels_requested()->erase(initiated.event_id()) == 0) return;
+  const auto& in = initiated.request_cancel_external_workflow_execution_initiated_event_attributes();
+  HistoryEvent e;
+  if (cause == enums::CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_UNSPECIFIED) {
+    e = NewEvent(enums::EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED, now);
+    auto* a = e.mutable_external_workflow_execution_cancel_requested_event_attributes();
+    a->set_initiated_event_id(initiated.event_id());
+    a->set_namespace_(in.namespace_());
+    a->set_namespace_id(in.namespace_id());
+    *a->mutable_workflow_execution() = in.workflow_execution();
+  } else {
+    e = NewEvent(enums::EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, now);
+    auto* a = e.mutable_request_cancel_external_workflow_execution_failed_event_attributes();
+    a->set_cause(cause);
+    a->set_workflow_task_completed_event_id(in.workflow_task_completed_event_id());
+    a->set_namespace_(in.namespace_());
+    a->set_namespace_id(in.namespace_id());
+    *a->mutable_workflow_execution() = in.workflow_execution();
+    a->set_initiated_event_id(initiated.event_id());
+    a->set_control(in.control());
+  }
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+}
+
 void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx) {
+  ms->mutable_execution()->set_backoff_pending(false);
   ScheduleWorkflowTask(now, ms, fx);
 }
 
 void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
-  if (!IsRunning(*ms) || ms->has_workflow_task()) return;
+  internal::ScheduleTask(now, /*speculative=*/false, ms, fx);
+}
+
+void ScheduleSpeculativeWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
+  internal::ScheduleTask(now, /*speculative=*/true, ms, fx);
+}
+
+namespace internal {
+
+void ScheduleTask(absl::Time now, bool speculative, v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms) || ms->has_workflow_task() || ms->execution().backoff_pending()) return;
   auto* wft = ms->mutable_workflow_task();
   const int32_t attempt = static_cast<int32_t>(ms->execution().workflow_task_attempts_failed()) + 1;
   const bool sticky = !ms->sticky().task_queue().empty();
   wft->set_attempt(attempt);
   wft->set_transient(attempt > 1);
+  wft->set_speculative(speculative && attempt == 1);
   wft->set_sticky(sticky);
   wft->set_task_queue(sticky ? ms->sticky().task_queue() : ms->execution().task_queue());
   *wft->mutable_scheduled_time() = ToProto(now);
   *wft->mutable_start_to_close_timeout() = ms->execution().task_timeout();
   wft->set_stamp(NextStamp(ms));
-  if (wft->transient()) {
-    // Its id is reserved: nothing else is written while a transient task is pending.
+  if (EventsReserved(*wft)) {
+    // Its id is reserved; if anything else is written first, the task becomes a normal one
+    // when it starts.
     wft->set_scheduled_event_id(ms->next_event_id());
   } else {
     wft->set_scheduled_event_id(Append(TransientScheduledEvent(*ms), ms, fx));
@@ -597,6 +723,8 @@ void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx) {
   fx->transfer_tasks.push_back(std::move(t));
 }
 
+}  // namespace internal
+
 absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
                                                               const std::string& request_id,
                                                               const std::string& identity,
@@ -612,10 +740,19 @@ absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
       return absl::NotFoundError("Workflow task already started.");
     }
   } else {
+    if (EventsReserved(*wft) && wft->scheduled_event_id() != ms->next_event_id()) {
+      // Events were written while it waited: they are new to the worker, so this is a
+      // normal first attempt, with its Scheduled event after them.
+      wft->set_transient(false);
+      wft->set_speculative(false);
+      wft->set_attempt(1);
+      ms->mutable_execution()->set_workflow_task_attempts_failed(0);
+      wft->set_scheduled_event_id(Append(TransientScheduledEvent(*ms), ms, fx));
+    }
     wft->set_request_id(request_id);
     wft->set_identity(identity);
     *wft->mutable_started_time() = ToProto(now);
-    if (wft->transient()) {
+    if (EventsReserved(*wft)) {
       wft->set_started_event_id(wft->scheduled_event_id() + 1);
     } else {
       HistoryEvent started = TransientStartedEvent(*ms);
@@ -640,7 +777,7 @@ absl::StatusOr<WorkflowTaskStarted> RecordWorkflowTaskStarted(int64_t stamp,
   out.stamp = wft->stamp();
   out.scheduled_time = FromProto(wft->scheduled_time());
   out.started_time = FromProto(wft->started_time());
-  if (wft->transient()) {
+  if (EventsReserved(*wft)) {
     out.transient_events.push_back(TransientScheduledEvent(*ms));
     out.transient_events.push_back(TransientStartedEvent(*ms));
   }
@@ -659,20 +796,27 @@ absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::Mut
 
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
-    Effects* fx) {
+    const Limits& limits, const ChainContext& chain, const CompletionContext& context,
+    absl::Time now, v1::MutableState* ms, Effects* fx) {
   v1::MutableState scratch = *ms;
   Effects scratch_fx;
+  const bool speculative = ms->workflow_task().speculative();
   std::optional<CommandError> err =
-      ApplyCompletion(request, limits, chain, now, &scratch, &scratch_fx);
+      ApplyCompletion(request, limits, chain, context, now, &scratch, &scratch_fx);
   if (!err.has_value()) {
+    CompletionOutcome out;
+    if (speculative && scratch_fx.events.empty()) {
+      out.reset_history_event_id =
+          scratch.execution().last_completed_workflow_task_started_event_id();
+    }
     *ms = std::move(scratch);
     for (auto& e : scratch_fx.events) fx->events.push_back(std::move(e));
     for (auto& t : scratch_fx.transfer_tasks) fx->transfer_tasks.push_back(std::move(t));
     for (auto& t : scratch_fx.timer_tasks) fx->timer_tasks.push_back(std::move(t));
     fx->closed = fx->closed || scratch_fx.closed;
     if (scratch_fx.new_run.has_value()) fx->new_run = std::move(scratch_fx.new_run);
-    return {};
+    for (auto& u : scratch_fx.updates) fx->updates.push_back(std::move(u));
+    return out;
   }
   Failure failure;
   failure.set_message(err->message);
@@ -687,6 +831,8 @@ void FailWorkflowTask(enums::WorkflowTaskFailedCause cause, const Failure& failu
   if (!ms->has_workflow_task()) return;
   const v1::WorkflowTaskInfo wft = ms->workflow_task();
   if (!wft.transient() && wft.started_event_id() != 0) {
+    // A speculative task that fails is kept in history, as a normal one would be.
+    if (wft.speculative()) WriteTransientEvents(ms, fx);
     HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_FAILED, now);
     auto* a = e.mutable_workflow_task_failed_event_attributes();
     a->set_scheduled_event_id(wft.scheduled_event_id());
@@ -700,7 +846,8 @@ void FailWorkflowTask(enums::WorkflowTaskFailedCause cause, const Failure& failu
   auto* info = ms->mutable_execution();
   // A task refused for events that arrived meanwhile is not a worker failure: the next
   // attempt starts afresh, and it carries those events.
-  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND) {
+  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND ||
+      cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE) {
     info->set_workflow_task_attempts_failed(0);
   } else {
     info->set_workflow_task_attempts_failed(info->workflow_task_attempts_failed() + 1);
@@ -720,6 +867,7 @@ void TimeoutWorkflowTask(const v1::TimerTask& timer, absl::Time now, v1::Mutable
   const bool started = wft.started_event_id() != 0;
   if (timer.timeout_type() == enums::TIMEOUT_TYPE_START_TO_CLOSE && started) {
     if (!wft.transient()) {
+      if (wft.speculative()) WriteTransientEvents(ms, fx);
       HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, now);
       auto* a = e.mutable_workflow_task_timed_out_event_attributes();
       a->set_scheduled_event_id(wft.scheduled_event_id());
@@ -730,7 +878,7 @@ void TimeoutWorkflowTask(const v1::TimerTask& timer, absl::Time now, v1::Mutable
     auto* info = ms->mutable_execution();
     info->set_workflow_task_attempts_failed(info->workflow_task_attempts_failed() + 1);
   } else if (timer.timeout_type() == enums::TIMEOUT_TYPE_SCHEDULE_TO_START && !started) {
-    if (!wft.transient()) {
+    if (!EventsReserved(wft)) {
       HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT, now);
       auto* a = e.mutable_workflow_task_timed_out_event_attributes();
       a->set_scheduled_event_id(wft.scheduled_event_id());

@@ -16,6 +16,7 @@
 //  - an activity's Started event is written together with its terminal event.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "almanac/v1/persistence.pb.h"
 #include "temporal/api/enums/v1/failed_cause.pb.h"
 #include "temporal/api/history/v1/message.pb.h"
+#include "temporal/api/update/v1/message.pb.h"
 #include "temporal/api/workflowservice/v1/request_response.pb.h"
 
 namespace almanac::history {
@@ -39,6 +41,14 @@ struct NewRun {
   std::vector<HistoryEvent> events;
 };
 
+// What a workflow task completion did to one update, for the engine's update registry.
+struct UpdateResult {
+  enum class Kind { kAccepted, kRejected, kCompleted };
+  std::string update_id;
+  Kind kind = Kind::kAccepted;
+  api::update::v1::Outcome outcome;  // kRejected (its failure) and kCompleted
+};
+
 // What one mutation produced besides the new state. Tasks carry no shard or task id yet:
 // the engine assigns them. Tasks may belong to the new run (each names its run).
 struct Effects {
@@ -47,6 +57,7 @@ struct Effects {
   std::vector<v1::TimerTask> timer_tasks;
   bool closed = false;  // the run closed in this mutation
   std::optional<NewRun> new_run;
+  std::vector<UpdateResult> updates;  // update messages a completion applied
 };
 
 // What closing a run needs to start its successor. The engine fills it only for runs that
@@ -75,6 +86,8 @@ struct StartParams {
   std::string run_id;
   std::string first_execution_run_id;  // empty: this run starts the chain
   absl::Time now;
+  // Signal-with-start: the signal, recorded right after WorkflowExecutionStarted.
+  const api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr;
 };
 
 // Builds a new run's state from a start request and schedules its first workflow task.
@@ -82,8 +95,14 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
                    const StartParams& params, const Limits& limits, v1::MutableState* ms,
                    Effects* fx);
 
-// Schedules a workflow task unless one is pending or the run is closed.
+// Schedules a workflow task unless one is pending, the run is closed, or its first workflow
+// task waits for a backoff.
 void ScheduleWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// Schedules a workflow task that carries only updates: its Scheduled and Started events are
+// written only if its completion writes anything (a rejection writes nothing). Becomes a
+// normal task if other events are written before it starts.
+void ScheduleSpeculativeWorkflowTask(absl::Time now, v1::MutableState* ms, Effects* fx);
 
 // What the poll response needs from a workflow task that was just started.
 struct WorkflowTaskStarted {
@@ -118,11 +137,23 @@ absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::Mut
 struct CompletionOutcome {
   bool workflow_task_failed = false;  // the completion was refused
   std::string failure_message;
+  // A speculative task whose completion wrote nothing was discarded: the worker is told to
+  // go back to the last started event of a workflow task that history kept.
+  int64_t reset_history_event_id = 0;
+};
+// What a completion needs besides the request that the state does not hold.
+struct CompletionContext {
+  std::string namespace_name;  // the run's namespace, named by events that target a namespace
+  // The requests of the updates this task carried, by update id (the registry's copies).
+  std::map<std::string, api::update::v1::Request> update_requests;
+  // Updates admitted that this task did not carry: they refuse a command that closes the
+  // run, and get a workflow task of their own after this one.
+  bool updates_waiting = false;
 };
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
-    const Limits& limits, const ChainContext& chain, absl::Time now, v1::MutableState* ms,
-    Effects* fx);
+    const Limits& limits, const ChainContext& chain, const CompletionContext& context,
+    absl::Time now, v1::MutableState* ms, Effects* fx);
 
 // Fails the started workflow task: WorkflowTaskFailed for a first failure, nothing for a
 // transient retry; then schedules the next attempt.
@@ -176,8 +207,24 @@ bool ActivityRetryDue(const v1::TimerTask& timer, const v1::MutableState& ms);
 
 // Records a cancellation request (WorkflowExecutionCancelRequested) for the worker to act on.
 // A repeat request is accepted and changes nothing.
-void RequestCancelWorkflow(const std::string& cause, const std::string& identity, absl::Time now,
-                           v1::MutableState* ms, Effects* fx);
+void RequestCancelWorkflow(api::history::v1::WorkflowExecutionCancelRequestedEventAttributes attrs,
+                           absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// Records a signal (WorkflowExecutionSignaled): buffered while a workflow task runs, else
+// written with a workflow task to deliver it.
+void SignalWorkflow(api::history::v1::WorkflowExecutionSignaledEventAttributes attrs,
+                    absl::Time now, v1::MutableState* ms, Effects* fx);
+
+// Records how a signal or cancellation this run sent to another workflow ended: delivered
+// (ExternalWorkflowExecutionSignaled / ...CancelRequested) or failed with `cause`.
+// `initiated` is the command's Initiated event. Does nothing when the request is no longer
+// pending.
+void CompleteExternalSignal(const HistoryEvent& initiated,
+                            api::enums::v1::SignalExternalWorkflowExecutionFailedCause cause,
+                            absl::Time now, v1::MutableState* ms, Effects* fx);
+void CompleteExternalCancel(const HistoryEvent& initiated,
+                            api::enums::v1::CancelExternalWorkflowExecutionFailedCause cause,
+                            absl::Time now, v1::MutableState* ms, Effects* fx);
 
 // Closes the run as timed out when its run timeout fires; a retry policy may start a
 // successor unless the whole chain's execution timeout has passed.

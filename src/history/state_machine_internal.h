@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "absl/time/time.h"
@@ -21,6 +22,7 @@
 #include "temporal/api/enums/v1/failed_cause.pb.h"
 #include "temporal/api/enums/v1/workflow.pb.h"
 #include "temporal/api/failure/v1/message.pb.h"
+#include "temporal/api/protocol/v1/message.pb.h"
 
 namespace almanac::history::internal {
 
@@ -28,6 +30,9 @@ namespace almanac::history::internal {
 
 // Returns the run's next stamp, which fences tasks and timers of earlier attempts.
 int64_t NextStamp(v1::MutableState* ms);
+
+// Schedules a workflow task (see ScheduleWorkflowTask and ScheduleSpeculativeWorkflowTask).
+void ScheduleTask(absl::Time now, bool speculative, v1::MutableState* ms, Effects* fx);
 
 v1::RunKey RunOf(const v1::MutableState& ms);
 
@@ -147,6 +152,8 @@ struct CommandContext {
   Effects* fx = nullptr;
   bool closed = false;        // a command closed the run; no command may follow it
   bool new_task_due = false;  // a command wrote an event the worker has not yet seen
+  const CompletionContext* context = nullptr;
+  std::set<std::string> applied_messages;  // ids of messages placed by ProtocolMessage commands
 };
 
 // A command handler applies one command of its type, or refuses it and returns why. A
@@ -172,6 +179,19 @@ std::optional<CommandError> HandleFailWorkflowExecution(const api::command::v1::
                                                         CommandContext* ctx);
 std::optional<CommandError> HandleCancelWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleSignalExternalWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleRequestCancelExternalWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
+// Applies the protocol message the command names, at the command's place among the events.
+std::optional<CommandError> HandleProtocolMessage(const api::command::v1::Command& command,
+                                                  CommandContext* ctx);
+// Applies one update protocol message from a worker: an Acceptance writes
+// WorkflowExecutionUpdateAccepted, a Response WorkflowExecutionUpdateCompleted, a Rejection
+// nothing; each is reported in fx->updates.
+std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& message,
+                                         const CompletionContext& context, absl::Time now,
+                                         v1::MutableState* ms, Effects* fx);
 // Refuses a command this server does not implement yet.
 std::optional<CommandError> HandleUnsupportedCommand(const api::command::v1::Command& command,
                                                      CommandContext* ctx);

@@ -63,7 +63,7 @@ class StateMachineTest : public ::testing::Test {
     ws::RespondWorkflowTaskCompletedRequest req;
     for (auto& c : commands) *req.add_commands() = c;
     req.set_identity("worker");
-    return CompleteWorkflowTask(req, Limits(), ChainContext(), kT0, &ms_, fx);
+    return CompleteWorkflowTask(req, Limits(), ChainContext(), CompletionContext(), kT0, &ms_, fx);
   }
 
   static std::vector<enums::EventType> Types(const Effects& fx) {
@@ -269,7 +269,7 @@ TEST_F(StateMachineTest, StickyTaskFallsBackToTheNormalQueueOnScheduleToStartTim
   *req.mutable_sticky_attributes()->mutable_schedule_to_start_timeout() = ToProto(absl::Seconds(5));
   *req.add_commands() = ScheduleActivity("a1");
   Effects fx;
-  CompleteWorkflowTask(req, Limits(), ChainContext(), kT0, &ms_, &fx);
+  CompleteWorkflowTask(req, Limits(), ChainContext(), CompletionContext(), kT0, &ms_, &fx);
   Effects s;
   ASSERT_TRUE(RecordActivityTaskStarted(5, ms_.activities().at(5).stamp(), "p", "w", kT0, &ms_, &s).ok());
   Effects done;
@@ -374,7 +374,7 @@ TEST(WorkflowRetryTest, AFailedRunWithARetryPolicyStartsItsSuccessorInTheChain) 
   cmd->mutable_fail_workflow_execution_command_attributes()->mutable_failure()->set_message("no");
   ChainContext chain{&started, "run-2"};
   Effects fx;
-  EXPECT_FALSE(CompleteWorkflowTask(fail, Limits(), chain, kT0, &ms, &fx).workflow_task_failed);
+  EXPECT_FALSE(CompleteWorkflowTask(fail, Limits(), chain, CompletionContext(), kT0, &ms, &fx).workflow_task_failed);
 
   const auto& failed = fx.events.back().workflow_execution_failed_event_attributes();
   EXPECT_EQ(failed.retry_state(), enums::RETRY_STATE_IN_PROGRESS);
@@ -411,7 +411,7 @@ TEST(WorkflowRetryTest, AFailedRunWithARetryPolicyStartsItsSuccessorInTheChain) 
   EndWorkflowBackoff(kT0 + absl::Seconds(2), &second, &b);
   ASSERT_TRUE(RecordWorkflowTaskStarted(second.workflow_task().stamp(), "p", "w", kT0, &second, &s).ok());
   Effects fx2;
-  CompleteWorkflowTask(fail, Limits(), ChainContext{&started, "run-3"}, kT0, &second, &fx2);
+  CompleteWorkflowTask(fail, Limits(), ChainContext{&started, "run-3"}, CompletionContext(), kT0, &second, &fx2);
   EXPECT_FALSE(fx2.new_run.has_value());
   EXPECT_EQ(fx2.events.back().workflow_execution_failed_event_attributes().retry_state(),
             enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED);

@@ -236,6 +236,7 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
   // The run's own time starts when its first workflow task may.
   ArmRunTimeout(now + spec.backoff, nm, &run_fx);
   if (spec.backoff > absl::ZeroDuration()) {
+    nm.mutable_execution()->set_backoff_pending(true);
     run_fx.timer_tasks.push_back(
         NewTimer(v1::TimerTask::KIND_WORKFLOW_BACKOFF, now + spec.backoff, nm));
   } else {

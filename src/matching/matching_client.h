@@ -50,6 +50,21 @@ class MatchingClient {
   // Ends a parked poll (its client went away). A poll already being answered is unaffected.
   virtual void CancelPoll(uint64_t poll_id) = 0;
 
+  // A query task: handed to the next poller of the queue, ahead of its other tasks, as
+  // `task` (built by history: token, query, history). Never stored. `done` runs exactly
+  // once, on any thread: with the worker's answer, kDeadlineExceeded at `deadline`, or
+  // kFailedPrecondition at once for a sticky queue whose worker is gone.
+  using QueryTaskCallback =
+      std::function<void(absl::StatusOr<wsv1::RespondQueryTaskCompletedRequest>)>;
+  virtual void DispatchQueryTask(const std::string& namespace_id, const std::string& task_queue,
+                                 bool sticky, const std::string& query_id,
+                                 wsv1::PollWorkflowTaskQueueResponse task, absl::Time deadline,
+                                 QueryTaskCallback done) = 0;
+  // A worker's answer to a query task. kNotFound when the query is unknown or expired.
+  virtual absl::Status RespondQueryTaskCompleted(const std::string& namespace_id,
+                                                 const std::string& query_id,
+                                                 const wsv1::RespondQueryTaskCompletedRequest& request) = 0;
+
   // A worker is stopping: its sticky queue takes no more tasks.
   virtual void ShutdownWorker(const std::string& namespace_id, const std::string& sticky_queue) = 0;
 };

@@ -40,12 +40,22 @@ struct MatchingEngine::Poller {
   }
 };
 
+// A query task: in memory only, handed to the next poller ahead of the queue's backlog.
+struct MatchingEngine::QueryTask {
+  std::string key;  // in queries_
+  wsv1::PollWorkflowTaskQueueResponse task;
+  QueryTaskCallback done;
+  std::atomic<bool> finished{false};
+  DeadlineQueue::Id alarm = 0;
+};
+
 struct MatchingEngine::TaskQueue {
   TaskQueueKey key;
   bool sticky = false;
   absl::Mutex mu;
   std::deque<std::shared_ptr<Poller>> pollers ABSL_GUARDED_BY(mu);  // parked, maybe expired
   std::deque<BacklogTask> backlog ABSL_GUARDED_BY(mu);              // in-memory window
+  std::deque<std::shared_ptr<QueryTask>> queries ABSL_GUARDED_BY(mu);  // waiting for a poller
   bool db_has_more ABSL_GUARDED_BY(mu) = false;  // the store may hold tasks not in memory
   bool loading ABSL_GUARDED_BY(mu) = false;
   uint64_t db_only_adds ABSL_GUARDED_BY(mu) = 0;  // tasks written but not kept in memory
@@ -270,16 +280,84 @@ void MatchingEngine::ShutdownWorker(const std::string& namespace_id,
   for (auto& p : parked) p->AnswerEmpty();
 }
 
+void MatchingEngine::DispatchQueryTask(const std::string& namespace_id,
+                                       const std::string& task_queue, bool sticky,
+                                       const std::string& query_id,
+                                       wsv1::PollWorkflowTaskQueueResponse task,
+                                       absl::Time deadline, QueryTaskCallback done) {
+  auto q = Queue({namespace_id, task_queue, TaskQueueKind::kWorkflow}, sticky);
+  auto query = std::make_shared<QueryTask>();
+  query->key = absl::StrCat(namespace_id, "\x1f", query_id);
+  query->task = std::move(task);
+  query->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    queries_[query->key] = query;
+  }
+  std::weak_ptr<QueryTask> weak = query;
+  query->alarm = deadlines_->Schedule(deadline, [this, weak] {
+    if (auto qt = weak.lock()) {
+      FinishQuery(qt, absl::DeadlineExceededError("no worker answered the query in time"));
+    }
+  });
+  std::shared_ptr<Poller> poller;
+  bool unavailable = false;
+  {
+    absl::MutexLock lock(&q->mu);
+    unavailable = sticky && (q->shut_down || (q->pollers.empty() && clock_->Now() - q->last_poll >
+                                                                       options_.sticky_poller_gone));
+    if (!unavailable) {
+      poller = q->ClaimPoller();
+      if (!poller) q->queries.push_back(query);
+    }
+  }
+  if (unavailable) {
+    FinishQuery(query, absl::FailedPreconditionError("sticky worker unavailable"));
+    return;
+  }
+  if (poller && !poller->answered.exchange(true)) poller->workflow_done(query->task);
+}
+
+absl::Status MatchingEngine::RespondQueryTaskCompleted(
+    const std::string& namespace_id, const std::string& query_id,
+    const wsv1::RespondQueryTaskCompletedRequest& request) {
+  std::shared_ptr<QueryTask> query;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = queries_.find(absl::StrCat(namespace_id, "\x1f", query_id));
+    if (it != queries_.end()) query = it->second;
+  }
+  if (!query) return absl::NotFoundError("query task not found, or already expired");
+  FinishQuery(query, request);
+  return absl::OkStatus();
+}
+
+void MatchingEngine::FinishQuery(const std::shared_ptr<QueryTask>& query,
+                                 absl::StatusOr<wsv1::RespondQueryTaskCompletedRequest> result) {
+  if (query->finished.exchange(true)) return;
+  deadlines_->Cancel(query->alarm);
+  {
+    absl::MutexLock lock(&mu_);
+    queries_.erase(query->key);
+  }
+  query->done(std::move(result));
+}
+
 void MatchingEngine::Serve(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller> poller) {
   for (;;) {
     BacklogTask task;
+    std::shared_ptr<QueryTask> query;
     bool load = false;
     {
       absl::MutexLock lock(&q->mu);
       q->last_poll = clock_->Now();
       if (q->sticky) q->shut_down = false;
+      while (!q->queries.empty() && q->queries.front()->finished) q->queries.pop_front();
       if (poller->expired || clock_->Now() >= poller->deadline - options_.poll_answer_margin) {
         // fall through to answer empty below
+      } else if (!q->queries.empty()) {
+        query = std::move(q->queries.front());
+        q->queries.pop_front();
       } else if (!q->backlog.empty()) {
         task = std::move(q->backlog.front());
         q->backlog.pop_front();
@@ -298,6 +376,11 @@ void MatchingEngine::Serve(std::shared_ptr<TaskQueue> q, std::shared_ptr<Poller>
     if (load) {
       LoadBacklog(q);
       continue;
+    }
+    if (query) {
+      // Its caller may have given up meanwhile; the worker's answer then finds no one.
+      if (!poller->answered.exchange(true)) poller->workflow_done(query->task);
+      return;
     }
     if (task.task.has_run()) {
       // On failure Deliver keeps the task in memory for the next poll.

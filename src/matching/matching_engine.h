@@ -56,10 +56,18 @@ class MatchingEngine final : public MatchingClient {
                                  absl::Time deadline, ActivityPollCallback done) override;
   void CancelPoll(uint64_t poll_id) override;
   void ShutdownWorker(const std::string& namespace_id, const std::string& sticky_queue) override;
+  void DispatchQueryTask(const std::string& namespace_id, const std::string& task_queue,
+                         bool sticky, const std::string& query_id,
+                         wsv1::PollWorkflowTaskQueueResponse task, absl::Time deadline,
+                         QueryTaskCallback done) override;
+  absl::Status RespondQueryTaskCompleted(const std::string& namespace_id,
+                                         const std::string& query_id,
+                                         const wsv1::RespondQueryTaskCompletedRequest& request) override;
 
  private:
   struct Poller;
   struct TaskQueue;
+  struct QueryTask;
   struct BacklogTask {
     int64_t task_id = 0;  // 0 for a task that was never written (sticky)
     v1::TaskQueueTask task;
@@ -85,6 +93,9 @@ class MatchingEngine final : public MatchingClient {
   void Forget(uint64_t poll_id, DeadlineQueue::Id alarm);
   // Reads the next window of the backlog from the store, if it has more.
   void LoadBacklog(const std::shared_ptr<TaskQueue>& queue);
+  // Answers a query's caller once and forgets the query.
+  void FinishQuery(const std::shared_ptr<QueryTask>& query,
+                   absl::StatusOr<wsv1::RespondQueryTaskCompletedRequest> result);
 
   persistence::TaskQueueStore* const store_;
   history::HistoryClient* const history_;
@@ -97,6 +108,8 @@ class MatchingEngine final : public MatchingClient {
   absl::flat_hash_map<std::string, std::shared_ptr<TaskQueue>> queues_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, std::weak_ptr<Poller>> polls_ ABSL_GUARDED_BY(mu_);
   uint64_t next_poll_id_ ABSL_GUARDED_BY(mu_) = 1;
+  // Query tasks handed out or waiting, by namespace id and query id, until answered.
+  absl::flat_hash_map<std::string, std::shared_ptr<QueryTask>> queries_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace almanac::matching

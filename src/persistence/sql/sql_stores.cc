@@ -223,8 +223,15 @@ class SqlShardStore final : public ShardStore {
 };
 
 // The kinds of a run's pending items, each stored as a row of execution_items. Numbers are
-// stored: never reuse one. Children, outgoing signals and cancels, and updates join here.
-enum class ItemKind : int64_t { kActivity = 1, kTimer = 2, kBufferedEvent = 3 };
+// stored: never reuse one. Children join here.
+enum class ItemKind : int64_t {
+  kActivity = 1,
+  kTimer = 2,
+  kBufferedEvent = 3,
+  kSignalRequested = 4,  // a signal this run sends to another workflow
+  kCancelRequested = 5,  // a cancellation this run asks of another workflow
+  kUpdate = 6,           // an accepted update
+};
 
 // The execution row: the state without its pending items.
 v1::MutableState ExecutionRow(const v1::MutableState& state) {
@@ -276,6 +283,12 @@ std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::Mutabl
   DiffItems(ItemKind::kActivity, diff ? &base->activities() : nullptr, state.activities(),
             [](int64_t k) { return absl::StrCat(k); }, &out);
   DiffItems(ItemKind::kTimer, diff ? &base->timers() : nullptr, state.timers(),
+            [](const std::string& k) { return k; }, &out);
+  DiffItems(ItemKind::kSignalRequested, diff ? &base->signals_requested() : nullptr,
+            state.signals_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
+  DiffItems(ItemKind::kCancelRequested, diff ? &base->cancels_requested() : nullptr,
+            state.cancels_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
+  DiffItems(ItemKind::kUpdate, diff ? &base->updates() : nullptr, state.updates(),
             [](const std::string& k) { return k; }, &out);
   // Buffered events are appended, then flushed all at once: rows by position.
   const int before = diff ? base->buffered_events_size() : 0;
@@ -594,6 +607,22 @@ class SqlExecutionStore final : public ExecutionStore {
             auto e = ParseRecord<HistoryEvent>(item[2], "buffered event");
             if (!e.ok()) return e.status();
             *state->add_buffered_events() = std::move(*e);
+            break;
+          }
+          case ItemKind::kSignalRequested:
+          case ItemKind::kCancelRequested: {
+            auto r = ParseRecord<v1::ExternalRequestInfo>(item[2], "external request");
+            if (!r.ok()) return r.status();
+            auto* map = static_cast<ItemKind>(AsInt(item[0])) == ItemKind::kSignalRequested
+                            ? state->mutable_signals_requested()
+                            : state->mutable_cancels_requested();
+            (*map)[r->initiated_event_id()] = std::move(*r);
+            break;
+          }
+          case ItemKind::kUpdate: {
+            auto u = ParseRecord<v1::UpdateInfo>(item[2], "update");
+            if (!u.ok()) return u.status();
+            (*state->mutable_updates())[u->update_id()] = std::move(*u);
             break;
           }
           default:
