@@ -14,8 +14,7 @@ namespace almanac::frontend {
 
 namespace details = temporal::api::errordetails::v1;
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
+google::rpc::Status ToRpcStatus(const absl::Status& status) {
   google::rpc::Status rpc;
   rpc.set_code(static_cast<int>(status.code()));
   rpc.set_message(std::string(status.message()));
@@ -41,6 +40,12 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     }
     if (any) *rpc.add_details() = std::move(*any);
   }
+  return rpc;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const google::rpc::Status rpc = ToRpcStatus(status);
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()),
                       rpc.SerializeAsString());
 }

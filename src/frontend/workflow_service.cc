@@ -10,11 +10,14 @@
 #include "common/status_details.h"
 #include "frontend/errors.h"
 #include "history/state_machine.h"
+#include "temporal/api/errordetails/v1/message.pb.h"
+#include "temporal/api/failure/v1/message.pb.h"
 
 namespace almanac::frontend {
 namespace {
 
 namespace ws = temporal::api::workflowservice::v1;
+namespace errordetails = temporal::api::errordetails::v1;
 namespace enums = temporal::api::enums::v1;
 using grpc::CallbackServerContext;
 using grpc::ServerUnaryReactor;
@@ -653,6 +656,95 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
           });
     });
     return reactor;
+  }
+
+  // Update-with-start: exactly [Start, Update]. The start follows its id policies (a
+  // running workflow is used under USE_EXISTING); the update then goes to the run it named.
+  // A failure names which operation failed, as Temporal's MultiOperationExecutionFailure.
+  ServerUnaryReactor* ExecuteMultiOperation(CallbackServerContext* ctx,
+                                            const ws::ExecuteMultiOperationRequest* req,
+                                            ws::ExecuteMultiOperationResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
+    executor_->Post([this, reactor, req, resp, deadline] {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) {
+        reactor->Finish(ToGrpcStatus(ns.status()));
+        return;
+      }
+      if (req->operations_size() != 2 || !req->operations(0).has_start_workflow() ||
+          !req->operations(1).has_update_workflow()) {
+        reactor->Finish(ToGrpcStatus(
+            absl::InvalidArgumentError("Operations have to be exactly [Start, Update].")));
+        return;
+      }
+      ws::StartWorkflowExecutionRequest start = req->operations(0).start_workflow();
+      auto update = std::make_shared<ws::UpdateWorkflowExecutionRequest>(
+          req->operations(1).update_workflow());
+      absl::Status st = ValidateStart(start, limits_);
+      if (st.ok() && !start.cron_schedule().empty()) {
+        st = absl::InvalidArgumentError("CronSchedule is not allowed.");
+      }
+      if (st.ok() && update->workflow_execution().workflow_id() != start.workflow_id()) {
+        st = absl::InvalidArgumentError("WorkflowId is not consistent with previous operation(s).");
+      }
+      if (st.ok() && !update->workflow_execution().run_id().empty()) {
+        st = absl::InvalidArgumentError("RunId is not allowed.");
+      }
+      if (st.ok() && !update->first_execution_run_id().empty()) {
+        st = absl::InvalidArgumentError("FirstExecutionRunId is not allowed.");
+      }
+      if (st.ok()) st = ValidateUpdate(update.get(), limits_);
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      if (start.request_id().empty()) start.set_request_id(NewUuid());
+      if (update->request().meta().update_id().empty()) {
+        update->mutable_request()->mutable_meta()->set_update_id(NewUuid());
+      }
+      auto started = history_->StartWorkflowExecution(*ns, start);
+      if (!started.ok()) {
+        reactor->Finish(MultiOperationFailure(started.status(), /*failed=*/0));
+        return;
+      }
+      update->mutable_workflow_execution()->set_run_id(started->run_id());
+      auto start_resp = std::make_shared<ws::StartWorkflowExecutionResponse>(std::move(*started));
+      history_->UpdateWorkflowExecution(
+          *ns, *update, deadline,
+          [reactor, resp, update, start_resp](absl::StatusOr<ws::UpdateWorkflowExecutionResponse> r) {
+            if (!r.ok()) {
+              reactor->Finish(MultiOperationFailure(r.status(), /*failed=*/1));
+              return;
+            }
+            *resp->add_responses()->mutable_start_workflow() = *start_resp;
+            *resp->add_responses()->mutable_update_workflow() = std::move(*r);
+            reactor->Finish(grpc::Status::OK);
+          });
+    });
+    return reactor;
+  }
+
+  // The error of a multi-operation whose operation `failed` failed with `error`; the other
+  // operation is reported aborted.
+  static grpc::Status MultiOperationFailure(const absl::Status& error, int failed) {
+    errordetails::MultiOperationExecutionFailure detail;
+    for (int i = 0; i < 2; ++i) {
+      auto* op = detail.add_statuses();
+      if (i == failed) {
+        const google::rpc::Status rpc = ToRpcStatus(error);
+        op->set_code(rpc.code());
+        op->set_message(rpc.message());
+        *op->mutable_details() = rpc.details();
+      } else {
+        op->set_code(static_cast<int>(absl::StatusCode::kAborted));
+        op->set_message("Operation was aborted.");
+        op->add_details()->PackFrom(temporal::api::failure::v1::MultiOperationExecutionAborted());
+      }
+    }
+    // The failed operation's code is the whole call's, as in Temporal.
+    return ToGrpcStatus(WithDetail(
+        absl::Status(error.code(), "Update-with-Start could not be executed."), detail));
   }
 
   ServerUnaryReactor* ShutdownWorker(CallbackServerContext* ctx, const ws::ShutdownWorkerRequest* req,

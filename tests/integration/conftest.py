@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -18,7 +19,12 @@ from temporalio.client import Client
 
 from harness import AlmanacServer, PostgresCluster
 
-STORES = ("sqlite", "postgres")
+# ALMANAC_TEST_ADDRESS=host:port runs the suite against a server that is already running
+# there (Almanac, or Temporal's dev server as the reference): no daemon and no PostgreSQL
+# are started, every test runs once as [external], and tests that need to kill or restart
+# the daemon are skipped.
+EXTERNAL_ADDRESS = os.environ.get("ALMANAC_TEST_ADDRESS", "").strip()
+STORES = ("external",) if EXTERNAL_ADDRESS else ("sqlite", "postgres")
 DEFAULT_TEST_DEADLINE_S = 90.0
 CONNECT_DEADLINE_S = 20.0
 
@@ -50,8 +56,13 @@ def _with_deadline(test_fn, seconds: float):
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Bounds every async test, so that a hang in the daemon fails the test instead of CI."""
+    """Bounds every async test, so that a hang in the daemon fails the test instead of CI.
+
+    With ALMANAC_TEST_ADDRESS, tests that start daemons of their own (they do not use the
+    `server` fixture) are skipped."""
     for item in items:
+        if EXTERNAL_ADDRESS and "server" not in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason="starts its own Almanac daemon"))
         if isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj):
             marker = item.get_closest_marker("deadline")
             seconds = marker.args[0] if marker else DEFAULT_TEST_DEADLINE_S
@@ -83,8 +94,32 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 # Servers -------------------------------------------------------------------------------------
 
 
+class ExternalServer:
+    """A server the suite did not start (ALMANAC_TEST_ADDRESS): it can be used, not crashed."""
+
+    store = "external"
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def kill9(self) -> None:
+        pytest.skip("needs the Almanac daemon")
+
+    def restart(self) -> None:
+        pytest.skip("needs the Almanac daemon")
+
+    def is_running(self) -> bool:
+        return True
+
+
+def _skip_if_external() -> None:
+    if EXTERNAL_ADDRESS:
+        pytest.skip("needs the Almanac daemon (ALMANAC_TEST_ADDRESS is set)")
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
+    _skip_if_external()
     cluster = PostgresCluster()
     try:
         cluster.start()
@@ -95,6 +130,7 @@ def postgres_cluster() -> Iterator[PostgresCluster]:
 
 @pytest.fixture(scope="session")
 def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlmanacServer]:
+    _skip_if_external()
     server = AlmanacServer("sqlite", tmp_path_factory.mktemp("almanac-sqlite"))
     try:
         server.start()
@@ -107,6 +143,7 @@ def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlmanacS
 def postgres_server(
     tmp_path_factory: pytest.TempPathFactory, postgres_cluster: PostgresCluster
 ) -> Iterator[AlmanacServer]:
+    _skip_if_external()
     server = AlmanacServer(
         "postgres", tmp_path_factory.mktemp("almanac-postgres"), postgres=postgres_cluster
     )
@@ -118,8 +155,11 @@ def postgres_server(
 
 
 @pytest.fixture(params=STORES, ids=STORES)
-def server(request: pytest.FixtureRequest) -> Iterator[AlmanacServer]:
-    """The daemon for one store, running when the test starts."""
+def server(request: pytest.FixtureRequest) -> Iterator[AlmanacServer | ExternalServer]:
+    """The daemon for one store, running when the test starts (or the external server)."""
+    if request.param == "external":
+        yield ExternalServer(EXTERNAL_ADDRESS)
+        return
     daemon: AlmanacServer = request.getfixturevalue(f"{request.param}_server")
     if not daemon.is_running():
         daemon.restart()
@@ -135,7 +175,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[AlmanacServer]:
 
 
 @pytest.fixture
-async def client(server: AlmanacServer) -> Client:
+async def client(server: AlmanacServer | ExternalServer) -> Client:
     """An SDK client of the `default` namespace."""
     return await asyncio.wait_for(Client.connect(server.address), CONNECT_DEADLINE_S)
 
