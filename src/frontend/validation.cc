@@ -3,6 +3,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
+#include <cctype>
+
 namespace almanac::frontend {
 
 namespace {
@@ -23,6 +25,20 @@ absl::Status CheckDuration(const google::protobuf::Duration& d, const char* fiel
   return absl::OkStatus();
 }
 
+// Run ids are UUIDs (8-4-4-4-12 hex digits), as Temporal requires of any run id it is given.
+bool IsUuid(const std::string& s) {
+  if (s.size() != 36) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (c != '-') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::Status ValidateNamespaceName(const std::string& name) {
@@ -31,11 +47,9 @@ absl::Status ValidateNamespaceName(const std::string& name) {
   return absl::OkStatus();
 }
 
-absl::Status ValidateBlob(size_t size, const char* what, const ValidationLimits& limits) {
+absl::Status ValidateBlob(size_t size, const char* /*what*/, const ValidationLimits& limits) {
   if (size > limits.max_blob_size) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " size of ", size,
-                                                   " bytes exceeds the limit of ",
-                                                   limits.max_blob_size, " bytes."));
+    return absl::InvalidArgumentError("Blob data size exceeds limit.");  // Temporal's words
   }
   return absl::OkStatus();
 }
@@ -52,6 +66,7 @@ absl::Status ValidateExecution(const temporal::api::common::v1::WorkflowExecutio
   if (e.run_id().size() > limits.max_id_length) {
     return absl::InvalidArgumentError("RunId exceeds length limit.");
   }
+  if (!e.run_id().empty() && !IsUuid(e.run_id())) return absl::InvalidArgumentError("Invalid RunId.");
   return absl::OkStatus();
 }
 
@@ -115,7 +130,7 @@ absl::Status ValidateUpdate(temporal::api::workflowservice::v1::UpdateWorkflowEx
 }
 
 absl::StatusOr<v1::TaskToken> ParseQueryTaskToken(const std::string& bytes) {
-  if (bytes.empty()) return absl::InvalidArgumentError("Task token is not set on request.");
+  if (bytes.empty()) return absl::InvalidArgumentError("Task token not set on request.");
   v1::TaskToken token;
   if (!token.ParseFromString(bytes) || token.namespace_id().empty() || token.query_id().empty()) {
     return absl::InvalidArgumentError("Error deserializing task token.");
@@ -124,7 +139,7 @@ absl::StatusOr<v1::TaskToken> ParseQueryTaskToken(const std::string& bytes) {
 }
 
 absl::StatusOr<v1::TaskToken> ParseTaskToken(const std::string& bytes, bool activity) {
-  if (bytes.empty()) return absl::InvalidArgumentError("Task token is not set on request.");
+  if (bytes.empty()) return absl::InvalidArgumentError("Task token not set on request.");
   v1::TaskToken token;
   if (!token.ParseFromString(bytes) || token.namespace_id().empty() ||
       token.workflow_id().empty() || token.run_id().empty() || token.scheduled_event_id() <= 0 ||

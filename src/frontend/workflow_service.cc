@@ -554,6 +554,11 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       if (req->has_workflow_start_delay()) *start.mutable_workflow_start_delay() = req->workflow_start_delay();
       absl::Status st = ValidateStart(start, limits_);
       if (st.ok()) st = ValidateSignal(req->signal_name(), req->signal_input().ByteSizeLong(), limits_);
+      if (st.ok() && req->workflow_id_conflict_policy() == enums::WORKFLOW_ID_CONFLICT_POLICY_FAIL) {
+        st = absl::InvalidArgumentError(
+            "Invalid WorkflowIDConflictPolicy: WORKFLOW_ID_CONFLICT_POLICY_FAIL is not supported "
+            "for this operation.");
+      }
       if (!st.ok()) return st;
       ws::SignalWithStartWorkflowExecutionRequest request = *req;
       if (request.request_id().empty()) request.set_request_id(NewUuid());

@@ -53,16 +53,13 @@ std::optional<std::string> NormalizeActivityTimeouts(
   return std::nullopt;
 }
 
-// A command that closes the run is refused while events wait in the buffer: the worker
-// has not seen them, and a new workflow task will carry them.
+// A command that closes the run is refused while events wait in the buffer, or updates
+// wait for a task: the worker has not seen them, and a new workflow task will carry them.
 std::optional<CommandError> RefuseCloseWhileEventsWait(const CommandContext& ctx) {
-  if (ctx.context != nullptr && ctx.context->updates_waiting) {
-    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE,
-                  "new updates arrived while the workflow task was running");
-  }
-  if (ctx.ms->buffered_events_size() > 0) {
-    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                  "new events arrived while the workflow task was running");
+  // Temporal's failure message for the cause is the cause's name.
+  if (ctx.ms->buffered_events_size() > 0 ||
+      (ctx.context != nullptr && ctx.context->updates_waiting)) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND, "UnhandledCommand");
   }
   return std::nullopt;
 }

@@ -401,7 +401,7 @@ TEST_F(CommandHandlersTest, ClosingCommandsAreRefusedWhileEventsWait) {
                     enums::COMMAND_TYPE_CANCEL_WORKFLOW_EXECUTION}) {
     CommandContext ctx = Context();
     ExpectRefused(Run(OfType(type), &ctx), enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
-                  "new events arrived while the workflow task was running");
+                  "UnhandledCommand");
     EXPECT_FALSE(ctx.closed);
   }
   EXPECT_TRUE(IsRunning(ms_));

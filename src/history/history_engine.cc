@@ -232,8 +232,9 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
     for (const auto& e : fx.new_run->events) m.new_run_events.push_back(&e);
   }
   const std::string run_id = next.execution().run_id();
-  const std::string key = RunCacheKey(MakeRun(next.execution().namespace_id(),
-                                              next.execution().workflow_id(), run_id));
+  const std::string next_ns = next.execution().namespace_id();
+  const std::string next_wid = next.execution().workflow_id();
+  const std::string key = RunCacheKey(MakeRun(next_ns, next_wid, run_id));
   st = shard.Fenced([&](int64_t range_id) {
     m.range_id = range_id;
     return stores_->executions->Apply(m);
@@ -266,7 +267,9 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
                       std::move(successor));
   }
   if (wake) WakeWaiters(ctx, run_id);
-  if (!fx.updates.empty() || fx.closed) ResolveUpdates(ctx, run_id, fx.updates, fx.closed);
+  if (!fx.updates.empty() || fx.closed) {
+    ResolveUpdates(ctx, MakeRun(next_ns, next_wid, run_id), fx.updates, fx.closed);
+  }
   RunReleased(std::move(run_transfer), std::move(run_timers));
   return absl::OkStatus();
 }
@@ -314,13 +317,14 @@ void HistoryEngine::RememberScheduledEvents(CachedRun* cached, const Effects& fx
 
 absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
     WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
-    const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id,
+    const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
+    const std::string& previous_run_id,
     const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal) {
   v1::MutableState ms;
   Effects fx;
   StartParams params;
   params.namespace_id = namespace_id;
-  params.run_id = NewUuid();
+  params.run_id = run_id;
   params.now = clock_->Now();
   params.signal = signal;
   StartWorkflow(request, params, options_.limits, &ms, &fx);
@@ -374,6 +378,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
       return current.status();
     }
     const StartDecision decision = DecideStart(existing, request);
+    const std::string run_id = NewUuid();
     switch (decision.action) {
       case StartDecision::Action::kReturnExisting: {
         wsv1::StartWorkflowExecutionResponse resp;
@@ -388,7 +393,13 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
         absl::Status st = UpdateRunLocked(
             ctx, MakeRun(namespace_id, wid, decision.run_id),
             [&](v1::MutableState* ms, Effects* fx, bool* write) {
-              TerminateWorkflow(decision.terminate_reason, {}, request.identity(), now, ms, fx);
+              // Temporal's record of it: its reason, the new run, and the server as the actor.
+              temporal::api::common::v1::Payloads details;
+              auto* p = details.add_payloads();
+              (*p->mutable_metadata())["encoding"] = "json/plain";
+              p->set_data(absl::StrCat("\"terminated by new runID: ", run_id, "\""));
+              TerminateWorkflow(decision.terminate_reason, details, "history-service", now, ms,
+                                fx);
               *write = fx->closed;
               return absl::OkStatus();
             });
@@ -399,7 +410,8 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
         break;
     }
     const std::string& previous_run_id = decision.run_id;
-    auto created = CreateRunLocked(ctx, shard, namespace_id, request, previous_run_id, signal);
+    auto created =
+        CreateRunLocked(ctx, shard, namespace_id, request, run_id, previous_run_id, signal);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();
     wsv1::StartWorkflowExecutionResponse resp;
@@ -589,7 +601,7 @@ absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::Respon
     absl::Status st = UpdateRunLocked(ctx->get(), run, nullptr, true, &fn);
     if (!st.ok()) return st;
     if (!outcome.workflow_task_failed) {
-      queries_to_send = SettleAfterCompletion(ctx->get(), run.run_id(), token.stamp(), request,
+      queries_to_send = SettleAfterCompletion(ctx->get(), run, token.stamp(), request,
                                               task_pending);
     }
   }

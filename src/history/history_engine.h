@@ -257,7 +257,8 @@ class HistoryEngine final : public HistoryClient {
 
   absl::StatusOr<v1::MutableState> CreateRunLocked(
       WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
-      const wsv1::StartWorkflowExecutionRequest& request, const std::string& previous_run_id,
+      const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
+      const std::string& previous_run_id,
       const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Starts a run under the id policies, with the workflow id's lock held; `signal` becomes
@@ -295,6 +296,8 @@ class HistoryEngine final : public HistoryClient {
                      const temporal::api::update::v1::Request* request,
                      temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage wanted,
                      absl::Time deadline, UpdateStatusCallback done);
+  // Temporal's per-run update limits: in flight, and distinct updates over the run's life.
+  absl::Status CheckUpdateLimits(const v1::MutableState& ms, const RunContext& rc) const;
   // Hands the run's pending updates and queries to the workflow task being started.
   void AttachMessages(WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
                       int64_t started_event_id, wsv1::PollWorkflowTaskQueueResponse* resp)
@@ -304,13 +307,14 @@ class HistoryEngine final : public HistoryClient {
                                          int64_t stamp) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Moves the run's updates on after a committed mutation: what the worker accepted,
   // rejected or completed, and, when the run closed, every update still in flight.
-  void ResolveUpdates(WorkflowContext* ctx, const std::string& run_id,
+  // When the run closed, queries waiting for a workflow task go to a worker as query tasks.
+  void ResolveUpdates(WorkflowContext* ctx, const v1::RunKey& run,
                       const std::vector<UpdateResult>& results, bool closed)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // After a completion of the task with `stamp`: answers the queries it answered, rejects
   // the updates it ignored, and returns the queries that must now go to a worker alone.
   std::vector<std::string> SettleAfterCompletion(
-      WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
+      WorkflowContext* ctx, const v1::RunKey& run, int64_t stamp,
       const wsv1::RespondWorkflowTaskCompletedRequest& request, bool task_pending)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Sends a query to a worker as a query task (sticky queue first), for a run with no

@@ -385,6 +385,38 @@ void HistoryEngine::DropRunContextIfEmpty(WorkflowContext* ctx, const std::strin
 
 // ---- Updates ------------------------------------------------------------------------------
 
+absl::Status HistoryEngine::CheckUpdateLimits(const v1::MutableState& ms, const RunContext& rc) const {
+  int admitted = 0;
+  for (const auto& [id, pending] : rc.updates) {
+    if (pending.stage != PendingUpdate::Stage::kAccepted) ++admitted;
+  }
+  int running = 0;
+  for (const auto& [id, info] : ms.updates()) {
+    if (info.completed_event_id() == 0) ++running;
+  }
+  const int max_in_flight = options_.limits.max_in_flight_updates;
+  if (max_in_flight > 0 && admitted + running >= max_in_flight) {
+    temporal::api::errordetails::v1::ResourceExhaustedFailure detail;
+    detail.set_cause(enums::RESOURCE_EXHAUSTED_CAUSE_CONCURRENT_LIMIT);
+    detail.set_scope(enums::RESOURCE_EXHAUSTED_SCOPE_NAMESPACE);
+    return WithDetail(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "limit on number of concurrent in-flight updates has been reached (", max_in_flight, ")")),
+        detail);
+  }
+  const int max_total = options_.limits.max_total_updates;
+  if (max_total > 0 && admitted + ms.updates_size() >= max_total) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "The limit on the total number of distinct updates in this workflow has been reached (",
+        max_total,
+        "). Make sure any duplicate updates share an Update ID so the server can deduplicate "
+        "them, and consider rejecting updates that you aren't going to process. You can also "
+        "Continue-as-New to avoid this; we recommend you check Continue-as-New Suggested in "
+        "your Workflow."));
+  }
+  return absl::OkStatus();
+}
+
 void HistoryEngine::UpdateWorkflowExecution(const std::string& namespace_id,
                                             const wsv1::UpdateWorkflowExecutionRequest& request,
                                             absl::Time deadline, UpdateCallback done) {
@@ -481,6 +513,8 @@ void HistoryEngine::WaitForUpdate(const std::string& namespace_id, const v1::Run
         error = absl::NotFoundError(absl::StrCat("update \"", update_id, "\" not found"));
       } else if (!IsRunning(ms)) {
         error = WorkflowNotFound("workflow execution already completed");
+      } else if (absl::Status limit = CheckUpdateLimits(ms, rc); !limit.ok()) {
+        error = limit;
       } else {
         pending = &rc.updates[update_id];
         pending->request = *request;
@@ -608,8 +642,9 @@ CompletionContext HistoryEngine::CompletionContextFor(WorkflowContext* ctx, cons
   return out;
 }
 
-void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const std::string& run_id,
+void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const v1::RunKey& run,
                                    const std::vector<UpdateResult>& results, bool closed) {
+  const std::string& run_id = run.run_id();
   auto rit = ctx->runs.find(run_id);
   if (rit == ctx->runs.end()) return;
   auto& updates = rit->second.updates;
@@ -645,6 +680,12 @@ void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const std::string& run_
         break;
     }
   }
+  if (closed && !rit->second.queries.empty()) {
+    // No workflow task will carry them now: each goes to a worker as a query task.
+    std::vector<std::string> query_ids;
+    for (const auto& [query_id, q] : rit->second.queries) query_ids.push_back(query_id);
+    executor_->Post([this, run, query_ids] { DispatchWaitingQueries(run, query_ids); });
+  }
   if (closed) {
     while (!updates.empty()) {
       auto it = updates.begin();
@@ -664,8 +705,9 @@ void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const std::string& run_
 }
 
 std::vector<std::string> HistoryEngine::SettleAfterCompletion(
-    WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
+    WorkflowContext* ctx, const v1::RunKey& run, int64_t stamp,
     const wsv1::RespondWorkflowTaskCompletedRequest& request, bool task_pending) {
+  const std::string& run_id = run.run_id();
   std::vector<std::string> to_send;
   auto rit = ctx->runs.find(run_id);
   if (rit == ctx->runs.end()) return to_send;
@@ -699,7 +741,7 @@ std::vector<std::string> HistoryEngine::SettleAfterCompletion(
     if (!task_pending) to_send.push_back(it->first);
     ++it;
   }
-  if (!ignored.empty()) ResolveUpdates(ctx, run_id, ignored, false);
+  if (!ignored.empty()) ResolveUpdates(ctx, run, ignored, false);
   DropRunContextIfEmpty(ctx, run_id);
   return to_send;
 }

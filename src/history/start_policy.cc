@@ -60,7 +60,7 @@ StartDecision DecideStart(
         StartDecision d;
         d.action = StartDecision::Action::kTerminateThenCreate;
         d.run_id = current->run_id;
-        d.terminate_reason = "terminated by a new start under the conflict policy";
+        d.terminate_reason = "TerminateIfRunning WorkflowIdReusePolicy";
         return d;
       }
       default:

@@ -180,7 +180,7 @@ TEST(StartPolicyTest, TerminateExistingTerminatesTheRunningRunThenCreates) {
                           enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING));
   ASSERT_EQ(d.action, Action::kTerminateThenCreate);
   EXPECT_EQ(d.run_id, "run-1");
-  EXPECT_EQ(d.terminate_reason, "terminated by a new start under the conflict policy");
+  EXPECT_EQ(d.terminate_reason, "TerminateIfRunning WorkflowIdReusePolicy");
 }
 
 TEST(StartPolicyTest, LegacyTerminateIfRunningReusePolicyActsAsTerminateExisting) {
@@ -189,7 +189,7 @@ TEST(StartPolicyTest, LegacyTerminateIfRunningReusePolicyActsAsTerminateExisting
       DecideStart(Current(enums::WORKFLOW_EXECUTION_STATUS_RUNNING), Request(legacy));
   ASSERT_EQ(running.action, Action::kTerminateThenCreate);
   EXPECT_EQ(running.run_id, "run-1");
-  EXPECT_EQ(running.terminate_reason, "terminated by a new start under the conflict policy");
+  EXPECT_EQ(running.terminate_reason, "TerminateIfRunning WorkflowIdReusePolicy");
   // Against a closed run it allows another, like ALLOW_DUPLICATE.
   const StartDecision closed =
       DecideStart(Current(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED), Request(legacy));

@@ -451,6 +451,15 @@ void RetryOrCloseActivity(v1::ActivityInfo ai, const Failure& failure,
     HistoryEvent e = NewEvent(enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, now);
     auto* a = e.mutable_activity_task_timed_out_event_attributes();
     *a->mutable_failure() = failure;
+    if (state == enums::RETRY_STATE_TIMEOUT && timeout_type != enums::TIMEOUT_TYPE_SCHEDULE_TO_START) {
+      // No time is left for another attempt: Temporal reports that as a schedule-to-close
+      // timeout, in these words, whichever timer fired.
+      a->mutable_failure()->set_message(
+          "Not enough time to schedule next retry before activity ScheduleToClose timeout, "
+          "giving up retrying");
+      a->mutable_failure()->mutable_timeout_failure_info()->set_timeout_type(
+          enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
+    }
     a->set_scheduled_event_id(ai.scheduled_event_id());
     a->set_retry_state(state);
     events.push_back(std::move(e));
@@ -846,8 +855,7 @@ void FailWorkflowTask(enums::WorkflowTaskFailedCause cause, const Failure& failu
   auto* info = ms->mutable_execution();
   // A task refused for events that arrived meanwhile is not a worker failure: the next
   // attempt starts afresh, and it carries those events.
-  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND ||
-      cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_UPDATE) {
+  if (cause == enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND) {
     info->set_workflow_task_attempts_failed(0);
   } else {
     info->set_workflow_task_attempts_failed(info->workflow_task_attempts_failed() + 1);

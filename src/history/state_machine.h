@@ -79,6 +79,8 @@ struct Limits {
   int64_t history_size_error = 50 * 1024 * 1024;
   int max_pending_activities = 2000;
   int64_t blob_size_error = 2 * 1024 * 1024;
+  int max_in_flight_updates = 10;   // admitted or accepted, not yet completed, per run
+  int max_total_updates = 2000;     // distinct updates a run may receive
 };
 
 struct StartParams {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "temporal/api/command/v1/message.pb.h"
+#include "temporal/api/protocol/v1/message.pb.h"
+#include "temporal/api/update/v1/message.pb.h"
 
 namespace almanac::history {
 namespace {
@@ -415,6 +417,236 @@ TEST(WorkflowRetryTest, AFailedRunWithARetryPolicyStartsItsSuccessorInTheChain) 
   EXPECT_FALSE(fx2.new_run.has_value());
   EXPECT_EQ(fx2.events.back().workflow_execution_failed_event_attributes().retry_state(),
             enums::RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED);
+}
+
+
+// ---- Signals, speculative tasks and updates ------------------------------------------------
+
+namespace messages {
+
+temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes Signal(const std::string& name) {
+  temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes a;
+  a.set_signal_name(name);
+  a.set_identity("client");
+  return a;
+}
+
+temporal::api::protocol::v1::Message UpdateMessage(const std::string& update_id,
+                                                   const google::protobuf::Message& body) {
+  temporal::api::protocol::v1::Message m;
+  m.set_id(update_id + "/" + body.GetDescriptor()->name());
+  m.set_protocol_instance_id(update_id);
+  m.mutable_body()->PackFrom(body);
+  return m;
+}
+
+}  // namespace messages
+
+TEST_F(StateMachineTest, ASignalIsWrittenWithAWorkflowTaskWhenNoneRuns) {
+  Effects fx;
+  StartTask();
+  ASSERT_FALSE(Complete({}, &fx).workflow_task_failed);
+  Effects sfx;
+  SignalWorkflow(messages::Signal("go"), kT0, &ms_, &sfx);
+  EXPECT_EQ(Types(sfx), (std::vector{enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+                                     enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED}));
+  EXPECT_EQ(sfx.events[0].workflow_execution_signaled_event_attributes().signal_name(), "go");
+}
+
+TEST_F(StateMachineTest, ASignalDuringAStartedTaskIsBufferedAndRefusesTheClose) {
+  StartTask();
+  Effects sfx;
+  SignalWorkflow(messages::Signal("late"), kT0, &ms_, &sfx);
+  EXPECT_TRUE(sfx.events.empty());
+  EXPECT_EQ(ms_.buffered_events_size(), 1);
+  Effects fx;
+  const CompletionOutcome out = Complete({CompleteWorkflow()}, &fx);
+  EXPECT_TRUE(out.workflow_task_failed);
+  // The refusal writes WorkflowTaskFailed, then the signal, then a new task carries it.
+  EXPECT_EQ(Types(fx), (std::vector{enums::EVENT_TYPE_WORKFLOW_TASK_FAILED,
+                                    enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+                                    enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED}));
+  EXPECT_EQ(fx.events[0].workflow_task_failed_event_attributes().cause(),
+            enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND);
+  EXPECT_TRUE(IsRunning(ms_));
+  EXPECT_EQ(ms_.workflow_task().attempt(), 1);
+}
+
+TEST_F(StateMachineTest, ASignalWhileATransientTaskWaitsTurnsItIntoAFirstAttempt) {
+  StartTask();
+  Effects fx;
+  temporal::api::failure::v1::Failure failure;
+  failure.set_message("boom");
+  FailWorkflowTask(enums::WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE, failure,
+                   "worker", "", kT0, &ms_, &fx);
+  ASSERT_TRUE(ms_.workflow_task().transient());
+  const int64_t reserved = ms_.workflow_task().scheduled_event_id();
+  Effects sfx;
+  SignalWorkflow(messages::Signal("fix"), kT0, &ms_, &sfx);
+  EXPECT_EQ(Types(sfx), (std::vector{enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED}));
+  EXPECT_EQ(sfx.events[0].event_id(), reserved);
+  Effects start_fx;
+  StartTask(&start_fx);
+  EXPECT_EQ(Types(start_fx), (std::vector{enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                                          enums::EVENT_TYPE_WORKFLOW_TASK_STARTED}));
+  EXPECT_EQ(last_started_.attempt, 1);
+  EXPECT_TRUE(last_started_.transient_events.empty());
+  ExpectDense(start_fx, reserved + 1);
+}
+
+TEST_F(StateMachineTest, ASpeculativeTaskThatOnlyRejectsLeavesNoEvents) {
+  StartTask();
+  Effects fx;
+  ASSERT_FALSE(Complete({}, &fx).workflow_task_failed);
+  const int64_t next = ms_.next_event_id();
+  Effects sched;
+  ScheduleSpeculativeWorkflowTask(kT0, &ms_, &sched);
+  EXPECT_TRUE(sched.events.empty());
+  ASSERT_EQ(sched.transfer_tasks.size(), 1u);
+  ASSERT_TRUE(ms_.workflow_task().speculative());
+  Effects start_fx;
+  StartTask(&start_fx);
+  EXPECT_TRUE(start_fx.events.empty());
+  EXPECT_EQ(last_started_.transient_events.size(), 2u);
+
+  temporal::api::update::v1::Rejection rejection;
+  rejection.mutable_failure()->set_message("no");
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_messages() = messages::UpdateMessage("u1", rejection);
+  Effects done;
+  const CompletionOutcome out =
+      CompleteWorkflowTask(req, Limits(), ChainContext(), CompletionContext(), kT0, &ms_, &done);
+  EXPECT_FALSE(out.workflow_task_failed);
+  EXPECT_TRUE(done.events.empty());
+  EXPECT_EQ(ms_.next_event_id(), next);
+  EXPECT_FALSE(ms_.has_workflow_task());
+  EXPECT_EQ(out.reset_history_event_id, ms_.execution().last_completed_workflow_task_started_event_id());
+  ASSERT_EQ(done.updates.size(), 1u);
+  EXPECT_EQ(done.updates[0].kind, UpdateResult::Kind::kRejected);
+  EXPECT_EQ(done.updates[0].outcome.failure().message(), "no");
+}
+
+TEST_F(StateMachineTest, AnAcceptedAndCompletedUpdateWritesItsEventsInCommandOrder) {
+  StartTask();
+  Effects fx;
+  ASSERT_FALSE(Complete({}, &fx).workflow_task_failed);
+  Effects sched;
+  ScheduleSpeculativeWorkflowTask(kT0, &ms_, &sched);
+  StartTask();
+  temporal::api::update::v1::Request request;
+  request.mutable_meta()->set_update_id("u1");
+  request.mutable_input()->set_name("set");
+  temporal::api::update::v1::Acceptance acceptance;
+  acceptance.set_accepted_request_message_id("u1/request");
+  temporal::api::update::v1::Response response;
+  response.mutable_meta()->set_update_id("u1");
+  response.mutable_outcome()->mutable_success();
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_messages() = messages::UpdateMessage("u1", acceptance);
+  *req.add_messages() = messages::UpdateMessage("u1", response);
+  for (const auto& m : req.messages()) {
+    Command c;
+    c.set_command_type(enums::COMMAND_TYPE_PROTOCOL_MESSAGE);
+    c.mutable_protocol_message_command_attributes()->set_message_id(m.id());
+    *req.add_commands() = c;
+  }
+  CompletionContext context;
+  context.update_requests["u1"] = request;
+  Effects done;
+  ASSERT_FALSE(
+      CompleteWorkflowTask(req, Limits(), ChainContext(), context, kT0, &ms_, &done).workflow_task_failed);
+  // The speculative task's events are kept, as its completion wrote something.
+  EXPECT_EQ(Types(done), (std::vector{enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+                                     enums::EVENT_TYPE_WORKFLOW_TASK_STARTED,
+                                     enums::EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                                     enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+                                     enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED}));
+  const auto& accepted = done.events[3].workflow_execution_update_accepted_event_attributes();
+  EXPECT_EQ(accepted.protocol_instance_id(), "u1");
+  EXPECT_EQ(accepted.accepted_request().input().name(), "set");
+  const auto& completed = done.events[4].workflow_execution_update_completed_event_attributes();
+  EXPECT_EQ(completed.accepted_event_id(), done.events[3].event_id());
+  EXPECT_EQ(ms_.updates().at("u1").completed_event_id(), done.events[4].event_id());
+  ASSERT_EQ(done.updates.size(), 2u);
+  EXPECT_EQ(done.updates[0].kind, UpdateResult::Kind::kAccepted);
+  EXPECT_EQ(done.updates[1].kind, UpdateResult::Kind::kCompleted);
+}
+
+TEST_F(StateMachineTest, AResponseForAnUpdateNeverAcceptedFailsTheTask) {
+  StartTask();
+  temporal::api::update::v1::Response response;
+  response.mutable_meta()->set_update_id("ghost");
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_messages() = messages::UpdateMessage("ghost", response);
+  Effects fx;
+  const CompletionOutcome out =
+      CompleteWorkflowTask(req, Limits(), ChainContext(), CompletionContext(), kT0, &ms_, &fx);
+  EXPECT_TRUE(out.workflow_task_failed);
+  EXPECT_EQ(fx.events[0].workflow_task_failed_event_attributes().cause(),
+            enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_UPDATE_WORKFLOW_EXECUTION_MESSAGE);
+}
+
+TEST_F(StateMachineTest, WaitingUpdatesRefuseTheCloseAndGetATaskOfTheirOwn) {
+  StartTask();
+  CompletionContext context;
+  context.updates_waiting = true;
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_commands() = CompleteWorkflow();
+  Effects fx;
+  EXPECT_TRUE(CompleteWorkflowTask(req, Limits(), ChainContext(), context, kT0, &ms_, &fx)
+                  .workflow_task_failed);
+  EXPECT_EQ(fx.events[0].workflow_task_failed_event_attributes().cause(),
+            enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND);
+  EXPECT_TRUE(ms_.has_workflow_task());
+  // A completion with nothing to close schedules a speculative task for them.
+  StartTask();
+  ws::RespondWorkflowTaskCompletedRequest empty;
+  Effects fx2;
+  EXPECT_FALSE(CompleteWorkflowTask(empty, Limits(), ChainContext(), context, kT0, &ms_, &fx2)
+                   .workflow_task_failed);
+  ASSERT_TRUE(ms_.has_workflow_task());
+  EXPECT_TRUE(ms_.workflow_task().speculative());
+}
+
+TEST_F(StateMachineTest, SignalingAnotherWorkflowIsInitiatedThenRecordedAsDeliveredOrFailed) {
+  StartTask();
+  Command c;
+  c.set_command_type(enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION);
+  auto* a = c.mutable_signal_external_workflow_execution_command_attributes();
+  a->mutable_execution()->set_workflow_id("target");
+  a->set_signal_name("ping");
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_commands() = c;
+  CompletionContext context;
+  context.namespace_name = "default";
+  Effects fx;
+  ASSERT_FALSE(
+      CompleteWorkflowTask(req, Limits(), ChainContext(), context, kT0, &ms_, &fx).workflow_task_failed);
+  ASSERT_EQ(fx.events.size(), 2u);
+  const auto& initiated = fx.events[1];
+  EXPECT_EQ(initiated.event_type(), enums::EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED);
+  EXPECT_EQ(initiated.signal_external_workflow_execution_initiated_event_attributes().namespace_(),
+            "default");
+  ASSERT_EQ(fx.transfer_tasks.size(), 1u);
+  EXPECT_EQ(fx.transfer_tasks[0].kind(), v1::TransferTask::KIND_SIGNAL_EXECUTION);
+  EXPECT_EQ(fx.transfer_tasks[0].scheduled_event_id(), initiated.event_id());
+  ASSERT_TRUE(ms_.signals_requested().contains(initiated.event_id()));
+
+  Effects failed;
+  CompleteExternalSignal(
+      initiated,
+      enums::SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
+      kT0, &ms_, &failed);
+  EXPECT_EQ(Types(failed), (std::vector{enums::EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+                                        enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED}));
+  EXPECT_EQ(failed.events[0].signal_external_workflow_execution_failed_event_attributes().initiated_event_id(),
+            initiated.event_id());
+  EXPECT_TRUE(ms_.signals_requested().empty());
+  // A repeat of the delivery finds nothing pending and writes nothing.
+  Effects again;
+  CompleteExternalSignal(initiated, enums::SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_UNSPECIFIED,
+                         kT0, &ms_, &again);
+  EXPECT_TRUE(again.events.empty());
 }
 
 }  // namespace

@@ -450,6 +450,48 @@ TEST_P(StoreConformanceTest, PendingItemsAreStoredAsTheirOwnRows) {
   EXPECT_EQ(AsInt(rows.rows[0][0]), 0);
 }
 
+TEST_P(StoreConformanceTest, SignalsCancelsAndUpdatesAreItemsAndUpdatesOutliveTheRun) {
+  auto lease = stores_->shards->AcquireShard(1, "node-a");
+  ASSERT_TRUE(lease.ok());
+  v1::MutableState s1 = State("r1", 1, 10);
+  s1.set_storage_format(1);
+  (*s1.mutable_signals_requested())[5].set_initiated_event_id(5);
+  (*s1.mutable_signals_requested())[5].set_request_id("r1:signal:5");
+  (*s1.mutable_cancels_requested())[6].set_initiated_event_id(6);
+  (*s1.mutable_updates())["u1"].set_update_id("u1");
+  (*s1.mutable_updates())["u1"].set_accepted_event_id(7);
+  ExecutionMutation create;
+  create.shard_id = 1;
+  create.range_id = lease->range_id;
+  create.state = &s1;
+  create.create = true;
+  ASSERT_TRUE(stores_->executions->Apply(create).ok());
+  auto loaded = stores_->executions->GetMutableState(1, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ(loaded->signals_requested().at(5).request_id(), "r1:signal:5");
+  EXPECT_TRUE(loaded->cancels_requested().contains(6));
+  EXPECT_EQ(loaded->updates().at("u1").accepted_event_id(), 7);
+
+  // The requests are delivered, the update completes, the run closes: the update stays.
+  v1::MutableState s2 = State("r1", 2, 12);
+  s2.set_storage_format(1);
+  s2.mutable_execution()->set_status(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED);
+  (*s2.mutable_updates())["u1"] = s1.updates().at("u1");
+  (*s2.mutable_updates())["u1"].set_completed_event_id(11);
+  ExecutionMutation update;
+  update.shard_id = 1;
+  update.range_id = lease->range_id;
+  update.state = &s2;
+  update.base = &s1;
+  update.expected_db_version = 1;
+  ASSERT_TRUE(stores_->executions->Apply(update).ok());
+  loaded = stores_->executions->GetMutableState(1, Run("r1"));
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_TRUE(loaded->signals_requested().empty());
+  EXPECT_TRUE(loaded->cancels_requested().empty());
+  EXPECT_EQ(loaded->updates().at("u1").completed_event_id(), 11);
+}
+
 // A state stored before schema version 4 holds its items inside the execution row; it reads
 // back whole, and its next write moves every item to its own row.
 TEST_P(StoreConformanceTest, AStateWithInlineItemsMovesThemToRowsOnItsNextWrite) {

@@ -284,7 +284,9 @@ async def test_schedule_to_close_timeout_is_terminal(client, task_queue):
                                     schedule_to_close=1)
     assert result["cause"] == "TimeoutError"
     assert result["timeout_type"] == TimeoutType.SCHEDULE_TO_CLOSE
-    assert result["message"] == "activity ScheduleToClose timeout"  # Temporal's exact text
+    # Temporal's exact text when no time is left for another attempt.
+    assert result["message"] == ("Not enough time to schedule next retry before activity "
+                                 "ScheduleToClose timeout, giving up retrying")
     assert "EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT" in activity_events(events)
 
 

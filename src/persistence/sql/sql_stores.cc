@@ -277,9 +277,14 @@ void DiffItems(ItemKind kind, const Map* base, const Map& now, KeyFn key,
   }
 }
 
-std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::MutableState& state) {
+// The item rows that turn `base` into `state`; with `updates_only`, those of updates only.
+std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::MutableState& state,
+                                  bool updates_only = false) {
   const bool diff = base != nullptr && base->storage_format() >= 1;
   std::vector<ItemWrite> out;
+  DiffItems(ItemKind::kUpdate, diff ? &base->updates() : nullptr, state.updates(),
+            [](const std::string& k) { return k; }, &out);
+  if (updates_only) return out;
   DiffItems(ItemKind::kActivity, diff ? &base->activities() : nullptr, state.activities(),
             [](int64_t k) { return absl::StrCat(k); }, &out);
   DiffItems(ItemKind::kTimer, diff ? &base->timers() : nullptr, state.timers(),
@@ -288,8 +293,6 @@ std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::Mutabl
             state.signals_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
   DiffItems(ItemKind::kCancelRequested, diff ? &base->cancels_requested() : nullptr,
             state.cancels_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
-  DiffItems(ItemKind::kUpdate, diff ? &base->updates() : nullptr, state.updates(),
-            [](const std::string& k) { return k; }, &out);
   // Buffered events are appended, then flushed all at once: rows by position.
   const int before = diff ? base->buffered_events_size() : 0;
   for (int i = 0; i < state.buffered_events_size(); ++i) {
@@ -491,15 +494,19 @@ class SqlExecutionStore final : public ExecutionStore {
                                  const v1::MutableState* base, const v1::MutableState& state) {
     const bool closed =
         state.execution().status() != temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_RUNNING;
-    if (closed && state.activities().empty() && state.timers().empty() &&
-        state.buffered_events().empty()) {
-      if (base == nullptr) return absl::OkStatus();
-      return conn.Exec(
+    const bool only_updates_left =
+        closed && state.activities().empty() && state.timers().empty() &&
+        state.buffered_events().empty() && state.signals_requested().empty() &&
+        state.cancels_requested().empty();
+    if (only_updates_left && base != nullptr) {
+      // Updates outlive the run (a repeated update gets its outcome); nothing else does.
+      absl::Status st = conn.Exec(
           "DELETE FROM execution_items WHERE shard_id = $1 AND namespace_id = $2 AND "
-          "workflow_id = $3 AND run_id = $4",
-          {shard, ns, wid, rid}, nullptr);
+          "workflow_id = $3 AND run_id = $4 AND kind <> $5",
+          {shard, ns, wid, rid, Int(static_cast<int64_t>(ItemKind::kUpdate))}, nullptr);
+      if (!st.ok()) return st;
     }
-    for (ItemWrite& w : ItemWrites(base, state)) {
+    for (ItemWrite& w : ItemWrites(base, state, only_updates_left)) {
       absl::Status st;
       if (w.data.has_value()) {
         st = conn.Exec(
