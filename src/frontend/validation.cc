@@ -2,8 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-
-#include <cctype>
+#include "common/ids.h"
 
 namespace almanac::frontend {
 
@@ -23,20 +22,6 @@ absl::Status CheckDuration(const google::protobuf::Duration& d, const char* fiel
     return absl::InvalidArgumentError(absl::StrCat(field, " must not be negative."));
   }
   return absl::OkStatus();
-}
-
-// Run ids are UUIDs (8-4-4-4-12 hex digits), as Temporal requires of any run id it is given.
-bool IsUuid(const std::string& s) {
-  if (s.size() != 36) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (c != '-') return false;
-    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
-      return false;
-    }
-  }
-  return true;
 }
 
 }  // namespace
@@ -66,6 +51,7 @@ absl::Status ValidateExecution(const temporal::api::common::v1::WorkflowExecutio
   if (e.run_id().size() > limits.max_id_length) {
     return absl::InvalidArgumentError("RunId exceeds length limit.");
   }
+  // Run ids are UUIDs, as Temporal requires of any run id it is given.
   if (!e.run_id().empty() && !IsUuid(e.run_id())) return absl::InvalidArgumentError("Invalid RunId.");
   return absl::OkStatus();
 }

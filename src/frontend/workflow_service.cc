@@ -708,22 +708,20 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       if (update->request().meta().update_id().empty()) {
         update->mutable_request()->mutable_meta()->set_update_id(NewUuid());
       }
-      auto started = history_->StartWorkflowExecution(*ns, start);
-      if (!started.ok()) {
-        reactor->Finish(MultiOperationFailure(started.status(), /*failed=*/0));
-        return;
-      }
-      update->mutable_workflow_execution()->set_run_id(started->run_id());
-      auto start_resp = std::make_shared<ws::StartWorkflowExecutionResponse>(std::move(*started));
-      history_->UpdateWorkflowExecution(
-          *ns, *update, deadline,
-          [reactor, resp, update, start_resp](absl::StatusOr<ws::UpdateWorkflowExecutionResponse> r) {
-            if (!r.ok()) {
-              reactor->Finish(MultiOperationFailure(r.status(), /*failed=*/1));
+      history_->UpdateWithStart(
+          *ns, start, *update, deadline,
+          [reactor, resp, update](absl::StatusOr<ws::StartWorkflowExecutionResponse> started,
+                                  absl::StatusOr<ws::UpdateWorkflowExecutionResponse> updated) {
+            if (!started.ok()) {
+              reactor->Finish(MultiOperationFailure(started.status(), /*failed=*/0));
               return;
             }
-            *resp->add_responses()->mutable_start_workflow() = *start_resp;
-            *resp->add_responses()->mutable_update_workflow() = std::move(*r);
+            if (!updated.ok()) {
+              reactor->Finish(MultiOperationFailure(updated.status(), /*failed=*/1));
+              return;
+            }
+            *resp->add_responses()->mutable_start_workflow() = std::move(*started);
+            *resp->add_responses()->mutable_update_workflow() = std::move(*updated);
             reactor->Finish(grpc::Status::OK);
           });
     });

@@ -116,6 +116,17 @@ class HistoryClient {
   virtual void PollWorkflowExecutionUpdate(const std::string& namespace_id,
                                            const wsv1::PollWorkflowExecutionUpdateRequest& request,
                                            absl::Time deadline, PollUpdateCallback done) = 0;
+  // Update-with-start: starts the run under the id policies (or finds it, under
+  // USE_EXISTING) and admits the update on it before any workflow task of the run can start,
+  // so a new run's first task carries it. `done` gets the start's outcome and, when the start
+  // succeeded, the update's.
+  using UpdateWithStartCallback =
+      std::function<void(absl::StatusOr<wsv1::StartWorkflowExecutionResponse>,
+                         absl::StatusOr<wsv1::UpdateWorkflowExecutionResponse>)>;
+  virtual void UpdateWithStart(const std::string& namespace_id,
+                               const wsv1::StartWorkflowExecutionRequest& start,
+                               const wsv1::UpdateWorkflowExecutionRequest& update,
+                               absl::Time deadline, UpdateWithStartCallback done) = 0;
 };
 
 }  // namespace almanac::history

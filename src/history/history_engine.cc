@@ -31,16 +31,8 @@ uint64_t StableHash(absl::string_view a, absl::string_view b) {
   return h;
 }
 
-v1::RunKey MakeRun(const std::string& ns, const std::string& wid, const std::string& rid) {
-  v1::RunKey key;
-  key.set_namespace_id(ns);
-  key.set_workflow_id(wid);
-  key.set_run_id(rid);
-  return key;
-}
-
 v1::RunKey RunOfToken(const v1::TaskToken& token) {
-  return MakeRun(token.namespace_id(), token.workflow_id(), token.run_id());
+  return MakeRunKey(token.namespace_id(), token.workflow_id(), token.run_id());
 }
 
 }  // namespace
@@ -138,7 +130,7 @@ absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, Cached
   if (!cached->started_event) {
     temporal::api::history::v1::History first;
     const v1::RunKey run =
-        MakeRun(ms.execution().namespace_id(), ms.execution().workflow_id(), ms.execution().run_id());
+        MakeRunKey(ms.execution().namespace_id(), ms.execution().workflow_id(), ms.execution().run_id());
     absl::Status st = stores_->executions->ReadHistory(shard.id(), run, 1, 2, 1, &first);
     if (!st.ok()) return st;
     if (first.events_size() != 1) return absl::DataLossError("the run's first event is missing");
@@ -234,7 +226,7 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
   const std::string run_id = next.execution().run_id();
   const std::string next_ns = next.execution().namespace_id();
   const std::string next_wid = next.execution().workflow_id();
-  const std::string key = RunCacheKey(MakeRun(next_ns, next_wid, run_id));
+  const std::string key = RunCacheKey(MakeRunKey(next_ns, next_wid, run_id));
   st = shard.Fenced([&](int64_t range_id) {
     m.range_id = range_id;
     return stores_->executions->Apply(m);
@@ -263,12 +255,12 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
     const auto& info = fx.new_run->state.execution();
     auto successor = std::make_shared<CachedRun>();
     successor->state = std::move(fx.new_run->state);
-    shard.cache().Put(RunCacheKey(MakeRun(info.namespace_id(), info.workflow_id(), info.run_id())),
+    shard.cache().Put(RunCacheKey(MakeRunKey(info.namespace_id(), info.workflow_id(), info.run_id())),
                       std::move(successor));
   }
   if (wake) WakeWaiters(ctx, run_id);
   if (!fx.updates.empty() || fx.closed) {
-    ResolveUpdates(ctx, MakeRun(next_ns, next_wid, run_id), fx.updates, fx.closed);
+    ResolveUpdates(ctx, MakeRunKey(next_ns, next_wid, run_id), fx.updates, fx.closed);
   }
   RunReleased(std::move(run_transfer), std::move(run_timers));
   return absl::OkStatus();
@@ -391,7 +383,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
       case StartDecision::Action::kTerminateThenCreate: {
         const absl::Time now = clock_->Now();
         absl::Status st = UpdateRunLocked(
-            ctx, MakeRun(namespace_id, wid, decision.run_id),
+            ctx, MakeRunKey(namespace_id, wid, decision.run_id),
             [&](v1::MutableState* ms, Effects* fx, bool* write) {
               // Temporal's record of it: its reason, the new run, and the server as the actor.
               temporal::api::common::v1::Payloads details;
@@ -710,7 +702,7 @@ absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string
   auto ctx = Context(namespace_id, workflow_id);
   absl::MutexLock lock(&(*ctx)->mu);
   auto cached = LoadRun(ctx->get(), ShardFor(namespace_id, workflow_id),
-                        MakeRun(namespace_id, workflow_id, *resolved));
+                        MakeRunKey(namespace_id, workflow_id, *resolved));
   if (!cached.ok()) return cached.status();
   const v1::MutableState& ms = (*cached)->state;
   if (!IsRunning(ms)) return WorkflowNotFound("workflow execution already completed");
@@ -739,7 +731,7 @@ absl::Status HistoryEngine::RequestCancelWorkflowExecution(
   auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
   if (!run_id.ok()) return run_id.status();
   const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRun(namespace_id, exec.workflow_id(), *run_id),
+  return UpdateRun(MakeRunKey(namespace_id, exec.workflow_id(), *run_id),
                    [&](v1::MutableState* ms, Effects* fx, bool* write) {
                      if (!IsRunning(*ms)) {
                        return WorkflowNotFound("workflow execution already completed");
@@ -759,7 +751,7 @@ absl::Status HistoryEngine::TerminateWorkflowExecution(
   auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
   if (!run_id.ok()) return run_id.status();
   const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRun(namespace_id, exec.workflow_id(), *run_id),
+  return UpdateRun(MakeRunKey(namespace_id, exec.workflow_id(), *run_id),
                    [&](v1::MutableState* ms, Effects* fx, bool*) {
                      if (!IsRunning(*ms)) {
                        return WorkflowNotFound("workflow execution already completed");
@@ -775,7 +767,7 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   const auto& exec = request.execution();
   auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
   if (!run_id.ok()) return run_id.status();
-  const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *run_id);
+  const v1::RunKey run = MakeRunKey(namespace_id, exec.workflow_id(), *run_id);
   v1::MutableState ms;
   {
     auto ctx = Context(namespace_id, exec.workflow_id());
@@ -861,7 +853,7 @@ void HistoryEngine::ReadHistory(const std::string& namespace_id,
     (*done)(resolved.status());
     return;
   }
-  const v1::RunKey run = MakeRun(namespace_id, exec.workflow_id(), *resolved);
+  const v1::RunKey run = MakeRunKey(namespace_id, exec.workflow_id(), *resolved);
   ShardContext& shard = ShardFor(namespace_id, exec.workflow_id());
   const bool close_only =
       request.history_event_filter_type() == enums::HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;

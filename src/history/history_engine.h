@@ -44,6 +44,15 @@
 
 namespace almanac::history {
 
+inline v1::RunKey MakeRunKey(const std::string& namespace_id, const std::string& workflow_id,
+                             const std::string& run_id) {
+  v1::RunKey key;
+  key.set_namespace_id(namespace_id);
+  key.set_workflow_id(workflow_id);
+  key.set_run_id(run_id);
+  return key;
+}
+
 struct HistoryOptions {
   int num_shards = 4;
   size_t cache_entries = 100000;           // runs whose state stays cached, over all shards
@@ -117,6 +126,10 @@ class HistoryEngine final : public HistoryClient {
   void PollWorkflowExecutionUpdate(const std::string& namespace_id,
                                    const wsv1::PollWorkflowExecutionUpdateRequest& request,
                                    absl::Time deadline, PollUpdateCallback done) override;
+  void UpdateWithStart(const std::string& namespace_id,
+                       const wsv1::StartWorkflowExecutionRequest& start,
+                       const wsv1::UpdateWorkflowExecutionRequest& update, absl::Time deadline,
+                       UpdateWithStartCallback done) override;
 
   int32_t ShardOf(const std::string& namespace_id, const std::string& workflow_id) const;
   // The context of an owned shard, for tests and benchmarks. Valid between Start and Stop.
@@ -296,8 +309,28 @@ class HistoryEngine final : public HistoryClient {
                      const temporal::api::update::v1::Request* request,
                      temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage wanted,
                      absl::Time deadline, UpdateStatusCallback done);
+  // What admitting (or finding) an update led to: an error, an answer now, a completed
+  // update whose outcome is read from history, or a waiter parked on it.
+  struct Admission {
+    absl::Status error;
+    std::optional<UpdateStatus> answer;
+    int64_t completed_event_id = 0;
+    std::shared_ptr<UpdateWaiter> waiter;
+  };
+  Admission AdmitUpdateLocked(WorkflowContext* ctx, const v1::RunKey& run,
+                              const std::string& update_id,
+                              const temporal::api::update::v1::Request* request,
+                              temporal::api::enums::v1::UpdateWorkflowExecutionLifecycleStage wanted,
+                              const UpdateStatusCallback& done) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Answers an admission, reading a completed outcome or parking until its deadline.
+  void AwaitUpdate(Admission admission, const std::string& namespace_id, const v1::RunKey& run,
+                   const std::string& update_id, absl::Time deadline, UpdateStatusCallback done);
   // Temporal's per-run update limits: in flight, and distinct updates over the run's life.
   absl::Status CheckUpdateLimits(const v1::MutableState& ms, const RunContext& rc) const;
+  template <typename Response>
+  static std::function<void(absl::StatusOr<UpdateStatus>)> AnswerWith(
+      const v1::RunKey& run, const std::string& update_id,
+      std::function<void(absl::StatusOr<Response>)> done);
   // Hands the run's pending updates and queries to the workflow task being started.
   void AttachMessages(WorkflowContext* ctx, const std::string& run_id, int64_t stamp,
                       int64_t started_event_id, wsv1::PollWorkflowTaskQueueResponse* resp)

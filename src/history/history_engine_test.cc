@@ -28,6 +28,7 @@
 #include "temporal/api/common/v1/message.pb.h"
 #include "temporal/api/errordetails/v1/message.pb.h"
 #include "temporal/api/failure/v1/message.pb.h"
+#include "temporal/api/update/v1/message.pb.h"
 
 namespace almanac::history {
 namespace {
@@ -727,6 +728,92 @@ TEST_F(HistoryEngineTest, AHeartbeatRecordsDetailsThatDescribeShows) {
   // details come back from the heartbeat row merged at load.
   StartWorkflow(WorkflowIdOnShard(shard, "evicts"));
   expect_heartbeat_shown("from the store");
+}
+
+// A query on a run whose workflow task is pending rides on that task and is answered by the
+// worker's completion; nothing is written for it.
+TEST_F(HistoryEngineTest, AQueryRidesOnThePendingWorkflowTask) {
+  const std::string wid = "query-wf";
+  const std::string run_id = StartWorkflow(wid);
+  wsv1::QueryWorkflowRequest query;
+  query.mutable_execution()->set_workflow_id(wid);
+  query.mutable_query()->set_query_type("state");
+  absl::Notification answered;
+  absl::StatusOr<wsv1::QueryWorkflowResponse> answer;
+  engine_->QueryWorkflow(kNamespaceId, query, kT0 + absl::Minutes(1),
+                         [&](absl::StatusOr<wsv1::QueryWorkflowResponse> r) {
+                           answer = std::move(r);
+                           answered.Notify();
+                         });
+  auto task = AwaitWorkflowTask(run_id, 1);
+  ASSERT_TRUE(task.has_value());
+  auto poll = engine_->RecordWorkflowTaskStarted(Record(*task));
+  ASSERT_TRUE(poll.ok()) << poll.status();
+  ASSERT_EQ(poll->queries_size(), 1);
+  const std::string query_id = poll->queries().begin()->first;
+  EXPECT_EQ(poll->queries().begin()->second.query_type(), "state");
+
+  wsv1::RespondWorkflowTaskCompletedRequest req;
+  auto& result = (*req.mutable_query_results())[query_id];
+  result.set_result_type(temporal::api::enums::v1::QUERY_RESULT_TYPE_ANSWERED);
+  result.mutable_answer()->add_payloads()->set_data("42");
+  ASSERT_TRUE(engine_->RespondWorkflowTaskCompleted(TokenOf(poll->task_token()), req).ok());
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->query_result().payloads(0).data(), "42");
+}
+
+// An update on an idle run gets a speculative workflow task; the worker's rejection leaves
+// the history as it was and tells the worker to reset to the last kept started event.
+TEST_F(HistoryEngineTest, ARejectedUpdateOnAnIdleRunLeavesNoEvents) {
+  const std::string wid = "update-wf";
+  const std::string run_id = StartWorkflow(wid);
+  ASSERT_TRUE(RunWorkflowTask(run_id, 1, {}).ok());
+  wsv1::DescribeWorkflowExecutionRequest describe;
+  describe.mutable_execution()->set_workflow_id(wid);
+  auto before = engine_->DescribeWorkflowExecution(kNamespaceId, describe);
+  ASSERT_TRUE(before.ok());
+
+  wsv1::UpdateWorkflowExecutionRequest update;
+  update.mutable_workflow_execution()->set_workflow_id(wid);
+  update.mutable_request()->mutable_meta()->set_update_id("u1");
+  update.mutable_request()->mutable_input()->set_name("set");
+  update.mutable_wait_policy()->set_lifecycle_stage(
+      temporal::api::enums::v1::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED);
+  absl::Notification answered;
+  absl::StatusOr<wsv1::UpdateWorkflowExecutionResponse> answer;
+  engine_->UpdateWorkflowExecution(kNamespaceId, update, kT0 + absl::Seconds(10),
+                                   [&](absl::StatusOr<wsv1::UpdateWorkflowExecutionResponse> r) {
+                                     answer = std::move(r);
+                                     answered.Notify();
+                                   });
+  auto task = AwaitWorkflowTask(run_id, 2);
+  ASSERT_TRUE(task.has_value());
+  auto poll = engine_->RecordWorkflowTaskStarted(Record(*task));
+  ASSERT_TRUE(poll.ok()) << poll.status();
+  ASSERT_EQ(poll->messages_size(), 1);
+  EXPECT_EQ(poll->messages(0).protocol_instance_id(), "u1");
+  EXPECT_EQ(poll->messages(0).id(), "u1/request");
+
+  temporal::api::update::v1::Rejection rejection;
+  rejection.mutable_failure()->set_message("not now");
+  wsv1::RespondWorkflowTaskCompletedRequest req;
+  auto* m = req.add_messages();
+  m->set_id("u1/reject");
+  m->set_protocol_instance_id("u1");
+  m->mutable_body()->PackFrom(rejection);
+  auto done = engine_->RespondWorkflowTaskCompleted(TokenOf(poll->task_token()), req);
+  ASSERT_TRUE(done.ok()) << done.status();
+  EXPECT_EQ(done->reset_history_event_id(), 3);
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(5)));
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->stage(),
+            temporal::api::enums::v1::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED);
+  EXPECT_EQ(answer->outcome().failure().message(), "not now");
+  auto after = engine_->DescribeWorkflowExecution(kNamespaceId, describe);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->workflow_execution_info().history_length(),
+            before->workflow_execution_info().history_length());
 }
 
 }  // namespace

@@ -40,14 +40,6 @@ constexpr absl::Duration kStickyQueryWindow = absl::Seconds(5);
 // Who sends the signals and cancellations that workflows ask for, in Temporal's words.
 constexpr char kHistoryServiceIdentity[] = "history-service";
 
-v1::RunKey Key(const std::string& ns, const std::string& wid, const std::string& rid) {
-  v1::RunKey key;
-  key.set_namespace_id(ns);
-  key.set_workflow_id(wid);
-  key.set_run_id(rid);
-  return key;
-}
-
 updatepb::Outcome ServerFailureOutcome(const char* message, const char* type) {
   updatepb::Outcome outcome;
   auto* f = outcome.mutable_failure();
@@ -122,7 +114,7 @@ absl::Status HistoryEngine::SignalRun(const std::string& namespace_id,
     if (applied->has_value()) return absl::OkStatus();  // applied once already
   }
   return UpdateRunLocked(
-      ctx->get(), Key(namespace_id, workflow_id, *resolved),
+      ctx->get(), MakeRunKey(namespace_id, workflow_id, *resolved),
       [&](v1::MutableState* ms, Effects* fx, bool*) {
         if (!IsRunning(*ms)) return WorkflowNotFound("workflow execution already completed");
         if (child_only && (ms->execution().parent_workflow_id() !=
@@ -144,7 +136,7 @@ absl::Status HistoryEngine::CancelRun(const std::string& namespace_id,
   auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
   if (!resolved.ok()) return resolved.status();
   const absl::Time now = clock_->Now();
-  return UpdateRun(Key(namespace_id, workflow_id, *resolved),
+  return UpdateRun(MakeRunKey(namespace_id, workflow_id, *resolved),
                    [&](v1::MutableState* ms, Effects* fx, bool* write) {
                      if (!IsRunning(*ms)) {
                        return WorkflowNotFound("workflow execution already completed");
@@ -238,7 +230,7 @@ HistoryEngine::SignalWithStartWorkflowExecution(
     if (running && request.workflow_id_conflict_policy() !=
                        enums::WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) {
       absl::Status st = UpdateRunLocked(
-          ctx->get(), Key(namespace_id, wid, current->run_id),
+          ctx->get(), MakeRunKey(namespace_id, wid, current->run_id),
           [&](v1::MutableState* ms, Effects* fx, bool*) {
             if (!IsRunning(*ms)) return WorkflowNotFound("workflow execution already completed");
             SignalWorkflow(signal, now, ms, fx);
@@ -367,6 +359,30 @@ absl::Status HistoryEngine::ProcessExternalRequest(const v1::TransferTask& task)
   return absl::IsNotFound(st) ? absl::OkStatus() : st;
 }
 
+// ---- Update answers -----------------------------------------------------------------------
+
+// Turns where an update stands into the answer of the call that waited for it (an update
+// call or a poll: the two responses share their fields).
+template <typename Response>
+std::function<void(absl::StatusOr<HistoryEngine::UpdateStatus>)> HistoryEngine::AnswerWith(
+    const v1::RunKey& run, const std::string& update_id,
+    std::function<void(absl::StatusOr<Response>)> done) {
+  return [run, update_id, done = std::move(done)](absl::StatusOr<UpdateStatus> s) {
+    if (!s.ok()) {
+      done(s.status());
+      return;
+    }
+    Response resp;
+    auto* ref = resp.mutable_update_ref();
+    ref->mutable_workflow_execution()->set_workflow_id(run.workflow_id());
+    ref->mutable_workflow_execution()->set_run_id(run.run_id());
+    ref->set_update_id(update_id);
+    if (s->outcome.has_value()) *resp.mutable_outcome() = std::move(*s->outcome);
+    resp.set_stage(s->stage);
+    done(std::move(resp));
+  };
+}
+
 // ---- Run contexts -------------------------------------------------------------------------
 
 HistoryEngine::RunContext& HistoryEngine::RunContextOf(WorkflowContext* ctx,
@@ -426,24 +442,11 @@ void HistoryEngine::UpdateWorkflowExecution(const std::string& namespace_id,
     done(run_id.status());
     return;
   }
-  const v1::RunKey run = Key(namespace_id, exec.workflow_id(), *run_id);
+  const v1::RunKey run = MakeRunKey(namespace_id, exec.workflow_id(), *run_id);
   const std::string update_id = request.request().meta().update_id();
   WaitForUpdate(namespace_id, run, update_id, &request.request(),
-                request.wait_policy().lifecycle_stage(),
-                deadline, [run, update_id, done = std::move(done)](absl::StatusOr<UpdateStatus> s) {
-                  if (!s.ok()) {
-                    done(s.status());
-                    return;
-                  }
-                  wsv1::UpdateWorkflowExecutionResponse resp;
-                  auto* ref = resp.mutable_update_ref();
-                  ref->mutable_workflow_execution()->set_workflow_id(run.workflow_id());
-                  ref->mutable_workflow_execution()->set_run_id(run.run_id());
-                  ref->set_update_id(update_id);
-                  if (s->outcome.has_value()) *resp.mutable_outcome() = std::move(*s->outcome);
-                  resp.set_stage(s->stage);
-                  done(std::move(resp));
-                });
+                request.wait_policy().lifecycle_stage(), deadline,
+                AnswerWith<wsv1::UpdateWorkflowExecutionResponse>(run, update_id, std::move(done)));
 }
 
 void HistoryEngine::PollWorkflowExecutionUpdate(
@@ -456,112 +459,141 @@ void HistoryEngine::PollWorkflowExecutionUpdate(
     done(run_id.status());
     return;
   }
-  const v1::RunKey run = Key(namespace_id, exec.workflow_id(), *run_id);
+  const v1::RunKey run = MakeRunKey(namespace_id, exec.workflow_id(), *run_id);
   const std::string update_id = ref.update_id();
   WaitForUpdate(namespace_id, run, update_id, nullptr, request.wait_policy().lifecycle_stage(),
                 deadline,
-                [run, update_id, done = std::move(done)](absl::StatusOr<UpdateStatus> s) {
-                  if (!s.ok()) {
-                    done(s.status());
-                    return;
-                  }
-                  wsv1::PollWorkflowExecutionUpdateResponse resp;
-                  auto* ref = resp.mutable_update_ref();
-                  ref->mutable_workflow_execution()->set_workflow_id(run.workflow_id());
-                  ref->mutable_workflow_execution()->set_run_id(run.run_id());
-                  ref->set_update_id(update_id);
-                  if (s->outcome.has_value()) *resp.mutable_outcome() = std::move(*s->outcome);
-                  resp.set_stage(s->stage);
-                  done(std::move(resp));
-                });
+                AnswerWith<wsv1::PollWorkflowExecutionUpdateResponse>(run, update_id, std::move(done)));
+}
+
+void HistoryEngine::UpdateWithStart(const std::string& namespace_id,
+                                    const wsv1::StartWorkflowExecutionRequest& start,
+                                    const wsv1::UpdateWorkflowExecutionRequest& update,
+                                    absl::Time deadline, UpdateWithStartCallback done) {
+  const std::string update_id = update.request().meta().update_id();
+  absl::StatusOr<wsv1::StartWorkflowExecutionResponse> started;
+  v1::RunKey run;
+  Admission admission;
+  UpdateStatusCallback answer;
+  {
+    auto ctx = Context(namespace_id, start.workflow_id());
+    absl::MutexLock lock(&(*ctx)->mu);
+    started = StartLocked(ctx->get(), namespace_id, start, nullptr);
+    if (!started.ok()) {
+      done(started, absl::AbortedError("Operation was aborted."));
+      return;
+    }
+    run = MakeRunKey(namespace_id, start.workflow_id(), started->run_id());
+    answer = AnswerWith<wsv1::UpdateWorkflowExecutionResponse>(
+        run, update_id, [done, started](absl::StatusOr<wsv1::UpdateWorkflowExecutionResponse> r) {
+          done(started, std::move(r));
+        });
+    // Still under the workflow's lock: no workflow task of the run has started yet.
+    admission = AdmitUpdateLocked(ctx->get(), run, update_id, &update.request(),
+                                  update.wait_policy().lifecycle_stage(), answer);
+  }
+  AwaitUpdate(std::move(admission), namespace_id, run, update_id, deadline, std::move(answer));
 }
 
 void HistoryEngine::WaitForUpdate(const std::string& namespace_id, const v1::RunKey& run,
                                   const std::string& update_id, const updatepb::Request* request,
                                   enums::UpdateWorkflowExecutionLifecycleStage wanted,
                                   absl::Time deadline, UpdateStatusCallback done) {
-  ShardContext& shard = ShardFor(namespace_id, run.workflow_id());
-  absl::Status error;
-  std::optional<UpdateStatus> answer;
-  int64_t completed_event_id = 0;
-  std::shared_ptr<UpdateWaiter> waiter;
+  Admission admission;
   {
     auto ctx = Context(namespace_id, run.workflow_id());
     absl::MutexLock lock(&(*ctx)->mu);
-    auto cached = LoadRun(ctx->get(), shard, run);
-    if (!cached.ok()) {
-      done(cached.status());
-      return;
-    }
-    const v1::MutableState& ms = (*cached)->state;
-    RunContext& rc = RunContextOf(ctx->get(), run.run_id());
-    PendingUpdate* pending = nullptr;
-    if (auto it = rc.updates.find(update_id); it != rc.updates.end()) pending = &it->second;
-    if (pending == nullptr) {
-      auto known = ms.updates().find(update_id);
-      if (known != ms.updates().end()) {
-        if (known->second.completed_event_id() != 0) {
-          completed_event_id = known->second.completed_event_id();
-        } else if (!IsRunning(ms)) {
-          answer = UpdateStatus{enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
-                                CompletedBeforeUpdateOutcome()};
-        } else {
-          pending = &rc.updates[update_id];
-          pending->stage = PendingUpdate::Stage::kAccepted;
-        }
-      } else if (request == nullptr) {
-        error = absl::NotFoundError(absl::StrCat("update \"", update_id, "\" not found"));
+    admission = AdmitUpdateLocked(ctx->get(), run, update_id, request, wanted, done);
+  }
+  AwaitUpdate(std::move(admission), namespace_id, run, update_id, deadline, std::move(done));
+}
+
+HistoryEngine::Admission HistoryEngine::AdmitUpdateLocked(
+    WorkflowContext* ctx, const v1::RunKey& run, const std::string& update_id,
+    const updatepb::Request* request, enums::UpdateWorkflowExecutionLifecycleStage wanted,
+    const UpdateStatusCallback& done) {
+  Admission out;
+  ShardContext& shard = ShardFor(run.namespace_id(), run.workflow_id());
+  auto cached = LoadRun(ctx, shard, run);
+  if (!cached.ok()) {
+    out.error = cached.status();
+    return out;
+  }
+  const v1::MutableState& ms = (*cached)->state;
+  RunContext& rc = RunContextOf(ctx, run.run_id());
+  PendingUpdate* pending = nullptr;
+  if (auto it = rc.updates.find(update_id); it != rc.updates.end()) pending = &it->second;
+  if (pending == nullptr) {
+    auto known = ms.updates().find(update_id);
+    if (known != ms.updates().end()) {
+      if (known->second.completed_event_id() != 0) {
+        out.completed_event_id = known->second.completed_event_id();
       } else if (!IsRunning(ms)) {
-        error = WorkflowNotFound("workflow execution already completed");
-      } else if (absl::Status limit = CheckUpdateLimits(ms, rc); !limit.ok()) {
-        error = limit;
+        out.answer = UpdateStatus{enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
+                                  CompletedBeforeUpdateOutcome()};
       } else {
         pending = &rc.updates[update_id];
-        pending->request = *request;
-        if (!ms.has_workflow_task()) {
-          // No task will carry it: schedule one that leaves no trace if it is rejected.
-          const absl::Time now = clock_->Now();
-          absl::Status st = UpdateRunLocked(ctx->get(), run,
-                                            [&](v1::MutableState* m, Effects* fx, bool* write) {
-                                              ScheduleSpeculativeWorkflowTask(now, m, fx);
-                                              *write = m->has_workflow_task();
-                                              return absl::OkStatus();
-                                            });
-          if (!st.ok()) {
-            rc.updates.erase(update_id);
-            pending = nullptr;
-            error = st;
-          }
+        pending->stage = PendingUpdate::Stage::kAccepted;
+      }
+    } else if (request == nullptr) {
+      out.error = absl::NotFoundError(absl::StrCat("update \"", update_id, "\" not found"));
+    } else if (!IsRunning(ms)) {
+      out.error = WorkflowNotFound("workflow execution already completed");
+    } else if (absl::Status limit = CheckUpdateLimits(ms, rc); !limit.ok()) {
+      out.error = limit;
+    } else {
+      pending = &rc.updates[update_id];
+      pending->request = *request;
+      if (!ms.has_workflow_task()) {
+        // No task will carry it: schedule one that leaves no trace if it is rejected.
+        const absl::Time now = clock_->Now();
+        absl::Status st = UpdateRunLocked(ctx, run,
+                                          [&](v1::MutableState* m, Effects* fx, bool* write) {
+                                            ScheduleSpeculativeWorkflowTask(now, m, fx);
+                                            *write = m->has_workflow_task();
+                                            return absl::OkStatus();
+                                          });
+        if (!st.ok()) {
+          rc.updates.erase(update_id);
+          pending = nullptr;
+          out.error = st;
         }
       }
     }
-    if (pending != nullptr) {
-      const auto stage = pending->stage == PendingUpdate::Stage::kAccepted
-                             ? enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
-                             : enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED;
-      if (StageRank(stage) >= StageRank(wanted)) {
-        answer = UpdateStatus{stage, std::nullopt};
-      } else {
-        waiter = std::make_shared<UpdateWaiter>();
-        waiter->wanted = wanted;
-        waiter->done = std::move(done);
-        pending->waiters.push_back(waiter);
-      }
+  }
+  if (pending != nullptr) {
+    const auto stage = pending->stage == PendingUpdate::Stage::kAccepted
+                           ? enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ACCEPTED
+                           : enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED;
+    if (StageRank(stage) >= StageRank(wanted)) {
+      out.answer = UpdateStatus{stage, std::nullopt};
+    } else {
+      out.waiter = std::make_shared<UpdateWaiter>();
+      out.waiter->wanted = wanted;
+      out.waiter->done = done;
+      pending->waiters.push_back(out.waiter);
     }
-    DropRunContextIfEmpty(ctx->get(), run.run_id());
   }
-  if (!error.ok()) {
-    done(error);
+  DropRunContextIfEmpty(ctx, run.run_id());
+  return out;
+}
+
+void HistoryEngine::AwaitUpdate(Admission admission, const std::string& namespace_id,
+                                const v1::RunKey& run, const std::string& update_id,
+                                absl::Time deadline, UpdateStatusCallback done) {
+  if (!admission.error.ok()) {
+    done(admission.error);
     return;
   }
-  if (answer.has_value()) {
-    done(std::move(*answer));
+  if (admission.answer.has_value()) {
+    done(std::move(*admission.answer));
     return;
   }
-  if (completed_event_id != 0) {
+  if (const int64_t completed_event_id = admission.completed_event_id; completed_event_id != 0) {
     temporal::api::history::v1::History read;
-    absl::Status st = stores_->executions->ReadHistory(shard.id(), run, completed_event_id,
-                                                       completed_event_id + 1, 1, &read);
+    absl::Status st = stores_->executions->ReadHistory(
+        ShardOf(namespace_id, run.workflow_id()), run, completed_event_id, completed_event_id + 1,
+        1, &read);
     if (!st.ok()) {
       done(st);
       return;
@@ -575,6 +607,7 @@ void HistoryEngine::WaitForUpdate(const std::string& namespace_id, const v1::Run
         read.events(0).workflow_execution_update_completed_event_attributes().outcome()});
     return;
   }
+  std::shared_ptr<UpdateWaiter> waiter = std::move(admission.waiter);
   // Parked: answered by ResolveUpdates, or here at the deadline with the stage reached.
   const absl::Time until = std::min(deadline, clock_->Now() + kUpdateLongPoll);
   deadlines_->Schedule(until, [this, waiter, namespace_id, run, update_id] {
@@ -757,7 +790,7 @@ void HistoryEngine::QueryWorkflow(const std::string& namespace_id,
     done(run_id.status());
     return;
   }
-  const v1::RunKey run = Key(namespace_id, exec.workflow_id(), *run_id);
+  const v1::RunKey run = MakeRunKey(namespace_id, exec.workflow_id(), *run_id);
   const std::string query_id = NewUuid();
   std::optional<enums::WorkflowExecutionStatus> rejected;
   bool buffered = false;
