@@ -2,6 +2,7 @@
 // command against the run and the limits, then writes the command's events and edits the
 // state; the completion in state_machine.cc runs them in order.
 
+#include <algorithm>
 #include <optional>
 #include <string>
 
@@ -341,6 +342,79 @@ std::optional<CommandError> HandleCancelWorkflowExecution(const Command& command
   return std::nullopt;
 }
 
+std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& command,
+                                                                 CommandContext* ctx) {
+  if (auto err = RefuseCloseWhileEventsWait(*ctx)) return err;
+  const auto& a = command.continue_as_new_workflow_execution_command_attributes();
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES;
+  if (ctx->chain.started_event == nullptr || ctx->chain.next_run_id.empty()) {
+    return Refuse(bad, "the run's first event is needed to continue it as new");
+  }
+  if (!a.cron_schedule().empty()) {
+    return Refuse(bad, "cron_schedule is not supported by this server yet.");
+  }
+  for (const auto* d : {&a.workflow_run_timeout(), &a.workflow_task_timeout(),
+                        &a.backoff_start_interval()}) {
+    if (FromProto(*d) < absl::ZeroDuration()) {
+      return Refuse(bad, "ContinueAsNew timeouts and backoff must not be negative");
+    }
+  }
+  if (static_cast<int64_t>(a.input().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(bad, "ContinueAsNewWorkflowExecutionCommandAttributes.Input exceeds size limit.");
+  }
+  const v1::ExecutionInfo& info = ctx->ms->execution();
+  const std::string type = a.workflow_type().name().empty() ? info.workflow_type()
+                                                            : a.workflow_type().name();
+  const std::string queue = a.task_queue().name().empty() ? info.task_queue() : a.task_queue().name();
+  const absl::Duration backoff = FromProto(a.backoff_start_interval());
+
+  SuccessorSpec spec;
+  spec.initiator = enums::CONTINUE_AS_NEW_INITIATOR_WORKFLOW;
+  spec.backoff = backoff;
+  spec.workflow_type = type;
+  spec.task_queue = queue;
+  spec.input = a.input();
+  if (FromProto(a.workflow_run_timeout()) > absl::ZeroDuration()) {
+    spec.run_timeout = FromProto(a.workflow_run_timeout());
+  }
+  if (FromProto(a.workflow_task_timeout()) > absl::ZeroDuration()) {
+    spec.task_timeout = std::min(FromProto(a.workflow_task_timeout()),
+                                 ctx->limits.max_workflow_task_timeout);
+  }
+  // Memo and search attributes carry over unless the command replaces them.
+  if (a.has_memo()) spec.memo = a.memo();
+  if (a.has_search_attributes()) spec.search_attributes = a.search_attributes();
+  spec.header = a.header();
+  if (a.has_retry_policy()) spec.retry_policy = a.retry_policy();
+  if (a.has_last_completion_result()) spec.last_completion_result = a.last_completion_result();
+  if (a.has_failure()) spec.continued_failure = a.failure();
+
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, ctx->now);
+  auto* ea = e.mutable_workflow_execution_continued_as_new_event_attributes();
+  ea->mutable_workflow_type()->set_name(type);
+  ea->mutable_task_queue()->set_name(queue);
+  ea->mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+  if (a.has_input()) *ea->mutable_input() = a.input();
+  *ea->mutable_workflow_run_timeout() = spec.run_timeout.has_value()
+                                            ? ToProto(*spec.run_timeout)
+                                            : info.run_timeout();
+  *ea->mutable_workflow_task_timeout() =
+      spec.task_timeout.has_value() ? ToProto(*spec.task_timeout) : info.task_timeout();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  *ea->mutable_backoff_start_interval() = ToProto(backoff);
+  ea->set_initiator(enums::CONTINUE_AS_NEW_INITIATOR_WORKFLOW);
+  if (a.has_last_completion_result()) *ea->mutable_last_completion_result() = a.last_completion_result();
+  if (a.has_header()) *ea->mutable_header() = a.header();
+  *ea->mutable_memo() = a.has_memo() ? a.memo() : info.memo();
+  *ea->mutable_search_attributes() =
+      a.has_search_attributes() ? a.search_attributes() : info.search_attributes();
+  Append(std::move(e), ctx->ms, ctx->fx);
+  Close(enums::WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, ctx->now, ctx->ms, ctx->fx);
+  BuildSuccessorRun(spec, ctx->chain, ctx->now, ctx->ms, ctx->fx);
+  ctx->closed = true;
+  return std::nullopt;
+}
+
 std::optional<CommandError> HandleSignalExternalWorkflowExecution(const Command& command,
                                                                   CommandContext* ctx) {
   const auto& a = command.signal_external_workflow_execution_command_attributes();
@@ -512,12 +586,14 @@ CommandHandler HandlerFor(enums::CommandType type) {
       return &HandleCancelWorkflowExecution;
     case enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
       return &HandleSignalExternalWorkflowExecution;
+    case enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
+      return &HandleContinueAsNewWorkflowExecution;
     case enums::COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
       return &HandleRequestCancelExternalWorkflowExecution;
     case enums::COMMAND_TYPE_PROTOCOL_MESSAGE:
       return &HandleProtocolMessage;
     default:
-      // Continue-as-new, child workflows, Nexus operations, ...: refused until implemented.
+      // Child workflows, Nexus operations, ...: refused until implemented.
       return &HandleUnsupportedCommand;
   }
 }

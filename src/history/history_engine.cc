@@ -123,10 +123,11 @@ absl::Status HistoryEngine::UpdateRun(const v1::RunKey& run, const MutationFn& f
   return UpdateRunLocked(ctx->get(), run, fn);
 }
 
-absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, CachedRun* cached) {
+absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, CachedRun* cached,
+                                                     ChainNeed need) {
   ChainContext chain;
   const v1::MutableState& ms = cached->state;
-  if (!ms.execution().has_retry_policy()) return chain;
+  if (need == ChainNeed::kIfRetryPolicy && !ms.execution().has_retry_policy()) return chain;
   if (!cached->started_event) {
     temporal::api::history::v1::History first;
     const v1::RunKey run =
@@ -144,11 +145,11 @@ absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, Cached
 absl::Status HistoryEngine::UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn) {
   auto ctx = Context(run.namespace_id(), run.workflow_id());
   absl::MutexLock lock(&(*ctx)->mu);
-  return UpdateRunLocked(ctx->get(), run, nullptr, true, &fn);
+  return UpdateRunLocked(ctx->get(), run, nullptr, ChainNeed::kIfRetryPolicy, &fn);
 }
 
 absl::Status HistoryEngine::UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run,
-                                            const MutationFn& fn, bool with_chain,
+                                            const MutationFn& fn, ChainNeed chain_need,
                                             const ChainMutationFn* chain_fn,
                                             const std::string& request_id) {
   ShardContext& shard = ShardFor(run.namespace_id(), run.workflow_id());
@@ -162,8 +163,8 @@ absl::Status HistoryEngine::UpdateRunLocked(WorkflowContext* ctx, const v1::RunK
     const int64_t version = next.db_version();
     Effects fx;
     bool write = true;
-    if (with_chain) {
-      auto chain = ChainFor(shard, cached->get());
+    if (chain_need != ChainNeed::kNone) {
+      auto chain = ChainFor(shard, cached->get(), chain_need);
       if (!chain.ok()) return chain.status();
       st = (*chain_fn)(*chain, &next, &fx, &write);
     } else {
@@ -260,7 +261,8 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
   }
   if (wake) WakeWaiters(ctx, run_id);
   if (!fx.updates.empty() || fx.closed) {
-    ResolveUpdates(ctx, MakeRunKey(next_ns, next_wid, run_id), fx.updates, fx.closed);
+    ResolveUpdates(ctx, MakeRunKey(next_ns, next_wid, run_id), fx.updates, fx.closed,
+                   fx.new_run.has_value());
   }
   RunReleased(std::move(run_transfer), std::move(run_timers));
   return absl::OkStatus();
@@ -590,7 +592,14 @@ absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::Respon
       task_pending = IsRunning(*ms) && ms->has_workflow_task();
       return absl::OkStatus();
     };
-    absl::Status st = UpdateRunLocked(ctx->get(), run, nullptr, true, &fn);
+    // A continue-as-new surely starts a successor, which repeats this run's first event.
+    ChainNeed need = ChainNeed::kIfRetryPolicy;
+    for (const auto& c : request.commands()) {
+      if (c.command_type() == enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION) {
+        need = ChainNeed::kAlways;
+      }
+    }
+    absl::Status st = UpdateRunLocked(ctx->get(), run, nullptr, need, &fn);
     if (!st.ok()) return st;
     if (!outcome.workflow_task_failed) {
       queries_to_send = SettleAfterCompletion(ctx->get(), run, token.stamp(), request,

@@ -249,13 +249,17 @@ class HistoryEngine final : public HistoryClient {
                                            const std::string& run_id);
   // What a mutation that may close the run needs to start its successor. Reads the run's
   // first event only when the run has a retry policy.
-  absl::StatusOr<ChainContext> ChainFor(ShardContext& shard, CachedRun* cached)
+  // Which mutations read the run's first event for a successor: those that may retry the
+  // run (it has a retry policy), or those that surely start one (continue-as-new).
+  enum class ChainNeed { kNone, kIfRetryPolicy, kAlways };
+  absl::StatusOr<ChainContext> ChainFor(ShardContext& shard, CachedRun* cached, ChainNeed need)
       ABSL_NO_THREAD_SAFETY_ANALYSIS;
   // Runs `fn` on the run under its workflow lock and commits what it produced.
   absl::Status UpdateRun(const v1::RunKey& run, const MutationFn& fn);
   absl::Status UpdateRunWithChain(const v1::RunKey& run, const ChainMutationFn& fn);
   absl::Status UpdateRunLocked(WorkflowContext* ctx, const v1::RunKey& run, const MutationFn& fn,
-                               bool with_chain = false, const ChainMutationFn* chain_fn = nullptr,
+                               ChainNeed chain = ChainNeed::kNone,
+                               const ChainMutationFn* chain_fn = nullptr,
                                const std::string& request_id = "")
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Writes a new or changed state with its effects in one transaction, then updates the
@@ -342,7 +346,7 @@ class HistoryEngine final : public HistoryClient {
   // rejected or completed, and, when the run closed, every update still in flight.
   // When the run closed, queries waiting for a workflow task go to a worker as query tasks.
   void ResolveUpdates(WorkflowContext* ctx, const v1::RunKey& run,
-                      const std::vector<UpdateResult>& results, bool closed)
+                      const std::vector<UpdateResult>& results, bool closed, bool continued)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // After a completion of the task with `stamp`: answers the queries it answered, rejects
   // the updates it ignored, and returns the queries that must now go to a worker alone.

@@ -126,7 +126,7 @@ absl::Status HistoryEngine::SignalRun(const std::string& namespace_id,
         SignalWorkflow(attrs, now, ms, fx);
         return absl::OkStatus();
       },
-      false, nullptr, request_id);
+      ChainNeed::kNone, nullptr, request_id);
 }
 
 absl::Status HistoryEngine::CancelRun(const std::string& namespace_id,
@@ -236,7 +236,7 @@ HistoryEngine::SignalWithStartWorkflowExecution(
             SignalWorkflow(signal, now, ms, fx);
             return absl::OkStatus();
           },
-          false, nullptr, request.request_id());
+          ChainNeed::kNone, nullptr, request.request_id());
       if (!st.ok()) return st;
       resp.set_run_id(current->run_id);
       return resp;
@@ -676,7 +676,8 @@ CompletionContext HistoryEngine::CompletionContextFor(WorkflowContext* ctx, cons
 }
 
 void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const v1::RunKey& run,
-                                   const std::vector<UpdateResult>& results, bool closed) {
+                                   const std::vector<UpdateResult>& results, bool closed,
+                                   bool continued) {
   const std::string& run_id = run.run_id();
   auto rit = ctx->runs.find(run_id);
   if (rit == ctx->runs.end()) return;
@@ -725,6 +726,15 @@ void HistoryEngine::ResolveUpdates(WorkflowContext* ctx, const v1::RunKey& run,
       if (it->second.stage == PendingUpdate::Stage::kAccepted) {
         finish(it, UpdateStatus{enums::UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED,
                                 CompletedBeforeUpdateOutcome()});
+      } else if (continued) {
+        // Retryable: the caller's retry reaches the successor run.
+        temporal::api::errordetails::v1::ResourceExhaustedFailure detail;
+        detail.set_cause(enums::RESOURCE_EXHAUSTED_CAUSE_BUSY_WORKFLOW);
+        detail.set_scope(enums::RESOURCE_EXHAUSTED_SCOPE_NAMESPACE);
+        finish(it, WithDetail(absl::ResourceExhaustedError(
+                                  "workflow operation can not be applied because workflow is "
+                                  "closing"),
+                              detail));
       } else {
         finish(it, WorkflowNotFound("workflow update was aborted by closing workflow"));
       }
@@ -774,7 +784,7 @@ std::vector<std::string> HistoryEngine::SettleAfterCompletion(
     if (!task_pending) to_send.push_back(it->first);
     ++it;
   }
-  if (!ignored.empty()) ResolveUpdates(ctx, run, ignored, false);
+  if (!ignored.empty()) ResolveUpdates(ctx, run, ignored, false, false);
   DropRunContextIfEmpty(ctx, run_id);
   return to_send;
 }

@@ -179,6 +179,8 @@ std::optional<CommandError> HandleFailWorkflowExecution(const api::command::v1::
                                                         CommandContext* ctx);
 std::optional<CommandError> HandleCancelWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleContinueAsNewWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
 std::optional<CommandError> HandleSignalExternalWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);
 std::optional<CommandError> HandleRequestCancelExternalWorkflowExecution(

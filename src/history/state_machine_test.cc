@@ -649,5 +649,60 @@ TEST_F(StateMachineTest, SignalingAnotherWorkflowIsInitiatedThenRecordedAsDelive
   EXPECT_TRUE(again.events.empty());
 }
 
+TEST_F(StateMachineTest, ContinueAsNewClosesTheRunAndStartsItsSuccessorInTheChain) {
+  ms_.mutable_execution()->mutable_memo()->mutable_fields()->operator[]("owner").set_data("x");
+  const HistoryEvent started = start_fx_.events[0];
+  StartTask();
+  Command c;
+  c.set_command_type(enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION);
+  auto* a = c.mutable_continue_as_new_workflow_execution_command_attributes();
+  a->mutable_input()->add_payloads()->set_data("next");
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_commands() = c;
+  Effects fx;
+  ASSERT_FALSE(CompleteWorkflowTask(req, Limits(), ChainContext{&started, "run-2"},
+                                    CompletionContext(), kT0, &ms_, &fx)
+                   .workflow_task_failed);
+  EXPECT_EQ(Types(fx), (std::vector{enums::EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                                    enums::EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW}));
+  const auto& cont = fx.events[1].workflow_execution_continued_as_new_event_attributes();
+  EXPECT_EQ(cont.new_execution_run_id(), "run-2");
+  EXPECT_EQ(cont.workflow_type().name(), "Type");  // unset in the command: the run's own
+  EXPECT_EQ(cont.task_queue().name(), "tq");
+  EXPECT_EQ(cont.initiator(), enums::CONTINUE_AS_NEW_INITIATOR_WORKFLOW);
+  EXPECT_EQ(cont.workflow_task_completed_event_id(), fx.events[0].event_id());
+  EXPECT_EQ(ms_.execution().status(), enums::WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW);
+
+  ASSERT_TRUE(fx.new_run.has_value());
+  const v1::MutableState& next = fx.new_run->state;
+  EXPECT_EQ(next.execution().run_id(), "run-2");
+  EXPECT_EQ(next.execution().first_execution_run_id(), "run-1");
+  EXPECT_EQ(next.execution().attempt(), 1);
+  EXPECT_EQ(next.execution().memo().fields().at("owner").data(), "x");  // carried over
+  ASSERT_EQ(fx.new_run->events.size(), 2u);  // Started, then its first workflow task
+  const auto& s = fx.new_run->events[0].workflow_execution_started_event_attributes();
+  EXPECT_EQ(s.input().payloads(0).data(), "next");
+  EXPECT_EQ(s.continued_execution_run_id(), "run-1");
+  EXPECT_EQ(s.initiator(), enums::CONTINUE_AS_NEW_INITIATOR_WORKFLOW);
+  EXPECT_EQ(fx.new_run->events[1].event_type(), enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED);
+}
+
+TEST_F(StateMachineTest, ContinueAsNewWaitsForUnseenSignals) {
+  const HistoryEvent started = start_fx_.events[0];
+  StartTask();
+  Effects sfx;
+  SignalWorkflow(messages::Signal("late"), kT0, &ms_, &sfx);
+  Command c;
+  c.set_command_type(enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION);
+  ws::RespondWorkflowTaskCompletedRequest req;
+  *req.add_commands() = c;
+  Effects fx;
+  EXPECT_TRUE(CompleteWorkflowTask(req, Limits(), ChainContext{&started, "run-2"},
+                                   CompletionContext(), kT0, &ms_, &fx)
+                  .workflow_task_failed);
+  EXPECT_FALSE(fx.new_run.has_value());
+  EXPECT_TRUE(IsRunning(ms_));
+}
+
 }  // namespace
 }  // namespace almanac::history

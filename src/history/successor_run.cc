@@ -1,5 +1,5 @@
-// Runs that succeed another in its chain: a retry of a failed or timed-out run today;
-// continue-as-new and cron later. They differ only in their SuccessorSpec.
+// Runs that succeed another in its chain: a retry of a failed or timed-out run, or a
+// continue-as-new; cron later. They differ only in their SuccessorSpec.
 
 #include <algorithm>
 #include <cmath>

@@ -1,0 +1,45 @@
+"""Workflows of the lifecycle tests (continue-as-new), in a small module of their own: the
+workflow sandbox re-imports a workflow's module for every run it starts."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+
+@workflow.defn
+class CountingWorkflow:
+    """Continues as new until `count` reaches `until`; returns the run ids it went through."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    @workflow.run
+    async def run(self, count: int, until: int, runs: list[str]) -> dict:
+        runs = [*runs, workflow.info().run_id]
+        if count < until:
+            workflow.continue_as_new(args=[count + 1, until, runs])
+        return {"count": count, "runs": runs,
+                "memo": workflow.memo_value("owner", default=None)}
+
+
+@workflow.defn
+class SignaledContinueWorkflow:
+    """Continues as new after each signal, carrying what it received."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    @workflow.run
+    async def run(self, carried: list[str]) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.received))
+        total = [*carried, *self.received]
+        if "stop" in total:
+            return total
+        workflow.continue_as_new(args=[total])
+
+    @workflow.signal
+    def add(self, value: str) -> None:
+        self.received.append(value)
+
+
+WORKFLOWS = [CountingWorkflow, SignaledContinueWorkflow]
