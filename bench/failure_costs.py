@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,8 @@ DB_COUNTERS = (
     "tup_fetched",
     "tup_returned",
 )
-TABLE_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del", "seq_scan", "idx_scan")
+TABLE_COUNTERS = ("n_tup_ins", "n_tup_upd", "n_tup_hot_upd", "n_tup_del", "seq_scan", "idx_scan",
+                  "idx_tup_fetch")
 # A backend publishes its counters at most once a second; one that goes idle less than a
 # second after its last flush holds them back for PGSTAT_IDLE_INTERVAL (10 s) instead.
 # pg_stat_force_next_flush() does not help: it flushes only the calling session's counters,
@@ -95,8 +97,13 @@ STATS_SETTLE_MAX_S = 10.0
 PHASE_TIMEOUT_S = 300.0
 
 
+# The name in log lines and temporary directories; a script that reuses this one's phases
+# (bench/message_costs.py) sets its own.
+LOG_NAME = "failure-costs"
+
+
 def log(message: str) -> None:
-    print(f"[failure-costs] {message}", file=sys.stderr, flush=True)
+    print(f"[{LOG_NAME}] {message}", file=sys.stderr, flush=True)
 
 
 # PostgreSQL statistics ----------------------------------------------------------------------
@@ -263,6 +270,57 @@ class Probe:
         return w
 
 
+def daemon_probe(server: AlmanacServer, cluster: PostgresCluster | None) -> Probe:
+    """The probe of a daemon the harness started (and of its PostgreSQL cluster, if any)."""
+    return Probe(
+        server_pid=server._process.pid,  # the harness keeps its Popen private
+        postgres_pid=postmaster_pid(cluster) if cluster else None,
+        pg=PgStats(cluster, daemon_database(server)) if cluster is not None else None,
+    )
+
+
+def daemon_health(server: AlmanacServer) -> Callable[[], str | None]:
+    def health() -> str | None:
+        if not server.is_running():
+            return f"almanac exited with {server.exit_code()} during the run"
+        return None
+
+    return health
+
+
+def within(work: Awaitable[Any], health: Callable[[], str | None]) -> Any:
+    """`work`, given up after PHASE_TIMEOUT_S or as soon as `health` reports a problem."""
+    return guarded(asyncio.wait_for(work, PHASE_TIMEOUT_S), health)
+
+
+async def measure_idle(
+    probe: Probe, snap: PgSnapshot | None, seconds: float
+) -> tuple[Window, float | None, PgSnapshot | None]:
+    """An idle window of `seconds` (the worker polling, nothing to do) after `snap`: the
+    window, how long the PostgreSQL counters' own window lasted, and the closing snapshot."""
+    log(f"idle: {seconds:g} s with the worker polling and nothing to do")
+    cpu0 = probe.cpu()
+    await asyncio.sleep(seconds)
+    cpu1 = probe.cpu()
+    snap_next = await probe.snapshot()
+    idle = Probe.window(0, cpu0, cpu1, snap, snap_next)
+    idle_pg_s = (snap_next.t_pre - snap.t_post) if snap and snap_next else None
+    return idle, idle_pg_s, snap_next
+
+
+def idle_report(idle: Window, idle_pg_s: float | None) -> dict[str, Any]:
+    return {
+        "wall_s": idle.wall_s,
+        "server_cpu_ms_per_s": idle.server_cpu_s * 1e3 / idle.wall_s,
+        "postgres_cpu_ms_per_s": (idle.postgres_cpu_s * 1e3 / idle.wall_s
+                                  if idle.postgres_cpu_s is not None else None),
+        "pg_window_s": idle_pg_s,
+        "xact_commit_per_s": (idle.db["xact_commit"] / idle_pg_s)
+        if idle.db and idle_pg_s else None,
+        "window": window_dict(idle),
+    }
+
+
 def per_op(total: Window, ops: int, minus: Window | None = None) -> dict[str, Any]:
     """Costs per operation: `total` (less `minus`, scaled to the same number of workflows)
     divided by `ops`."""
@@ -358,36 +416,47 @@ async def open_held_activities(
     return HeldActivities([fw.HELD_TOKENS.pop(wid) for wid in ids], handles)
 
 
+async def in_flight(count: int, concurrency: int, one: Callable[[int], Awaitable[Any]],
+                    what: str) -> None:
+    """Awaits one(0) ... one(count - 1), `concurrency` at a time; raises once all are done
+    if any raised (`what` names them in the message)."""
+    errors: list[str] = []
+
+    async def slot(indices: Any) -> None:
+        for i in indices:
+            try:
+                await one(i)
+            except Exception as err:  # noqa: BLE001 - counted and reported
+                errors.append(f"{what} #{i}: {type(err).__name__}: {err}")
+
+    shared = iter(range(count))  # one iterator: each slot takes the next index
+    await asyncio.gather(*(slot(shared) for _ in range(min(concurrency, count))))
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {count} {what} failed; first: {errors[0]}")
+
+
 async def send_heartbeats(
     client: Client, namespace: str, tokens: list[bytes], count: int, concurrency: int
 ) -> None:
     """`count` RecordActivityTaskHeartbeat calls, round-robin over `tokens`, `concurrency`
     in flight; raises if any failed or asked for cancellation."""
-    errors: list[str] = []
 
-    async def slot(indices: Any) -> None:
-        for i in indices:
-            details = Payloads(payloads=[Payload(
-                metadata={"encoding": b"json/plain"}, data=f'{{"progress":{i}}}'.encode()
-            )])
-            try:
-                resp = await client.workflow_service.record_activity_task_heartbeat(
-                    RecordActivityTaskHeartbeatRequest(
-                        namespace=namespace,
-                        task_token=tokens[i % len(tokens)],
-                        details=details,
-                        identity="failure-costs",
-                    )
-                )
-                if resp.cancel_requested:
-                    errors.append(f"heartbeat {i}: cancel_requested")
-            except Exception as err:  # noqa: BLE001 - counted and reported
-                errors.append(f"heartbeat {i}: {type(err).__name__}: {err}")
+    async def heartbeat(i: int) -> None:
+        details = Payloads(payloads=[Payload(
+            metadata={"encoding": b"json/plain"}, data=f'{{"progress":{i}}}'.encode()
+        )])
+        resp = await client.workflow_service.record_activity_task_heartbeat(
+            RecordActivityTaskHeartbeatRequest(
+                namespace=namespace,
+                task_token=tokens[i % len(tokens)],
+                details=details,
+                identity="failure-costs",
+            )
+        )
+        if resp.cancel_requested:
+            raise RuntimeError("cancel_requested")
 
-    shared = iter(range(count))  # one iterator: each slot takes the next heartbeat
-    await asyncio.gather(*(slot(shared) for _ in range(min(concurrency, count))))
-    if errors:
-        raise RuntimeError(f"{len(errors)} of {count} heartbeats failed; first: {errors[0]}")
+    await in_flight(count, concurrency, heartbeat, "heartbeats")
 
 
 async def close_held_activities(client: Client, held: HeldActivities, health: Any) -> None:
@@ -402,6 +471,21 @@ async def close_held_activities(client: Client, held: HeldActivities, health: An
         raise RuntimeError(f"{len(wrong)} held workflows returned something else: {wrong[0]!r}")
 
 
+def bench_worker(client: Client, task_queue: str, workflows: list[type],
+                 activities: list[Callable[..., Any]] | None = None) -> Worker:
+    """The in-process SDK worker: slots enough never to be the limit, and the short sticky
+    schedule-to-start timeout that --drain waits for."""
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
+        activities=activities or [],
+        max_concurrent_activities=200,
+        max_concurrent_workflow_tasks=200,
+        sticky_queue_schedule_to_start_timeout=fw.STICKY_TIMEOUT,
+    )
+
+
 async def drain(seconds: float, what: str) -> None:
     """Lets the timers armed by `what` (workflow task and activity timeouts) fire."""
     log(f"waiting {seconds:g} s for the timers of {what} to fire")
@@ -411,35 +495,18 @@ async def drain(seconds: float, what: str) -> None:
 async def measure_store(
     args: argparse.Namespace, store: str, server: AlmanacServer, cluster: PostgresCluster | None,
 ) -> dict[str, Any]:
-    pg = None
-    if cluster is not None:
-        pg = PgStats(cluster, daemon_database(server))
-    probe = Probe(
-        server_pid=server._process.pid,  # the harness keeps its Popen private
-        postgres_pid=postmaster_pid(cluster) if cluster else None,
-        pg=pg,
-    )
-
-    def health() -> str | None:
-        if not server.is_running():
-            return f"almanac exited with {server.exit_code()} during the run"
-        return None
+    probe = daemon_probe(server, cluster)
+    health = daemon_health(server)
 
     def timed(work: Any) -> Any:
-        return guarded(asyncio.wait_for(work, PHASE_TIMEOUT_S), health)
+        return within(work, health)
 
     run_id = uuid.uuid4().hex[:10]
     task_queue = f"failure-costs-{run_id}"
     client = await Client.connect(server.address, namespace=args.namespace)
-    worker = Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[fw.HeldActivityWorkflow, fw.FlakyActivityWorkflow],
-        activities=[fw.hold_activity, fw.flaky_activity],
-        max_concurrent_activities=200,
-        max_concurrent_workflow_tasks=200,
-        sticky_queue_schedule_to_start_timeout=fw.STICKY_TIMEOUT,
-    )
+    worker = bench_worker(client, task_queue,
+                          workflows=[fw.HeldActivityWorkflow, fw.FlakyActivityWorkflow],
+                          activities=[fw.hold_activity, fw.flaky_activity])
     async with worker:
         # Unmeasured set-up: a few workflows with retries, then the held activities, each
         # heartbeated once (the first heartbeat inserts the row the later ones overwrite).
@@ -451,19 +518,11 @@ async def measure_store(
         await timed(send_heartbeats(client, args.namespace, held.tokens, len(held.tokens),
                                     args.hb_concurrency))
         await drain(args.drain, "set-up")
-        if pg is not None:
+        if probe.pg is not None:
             log("waiting for PostgreSQL's statistics to settle before each reading "
                 f"(~{STATS_QUIET_S:g} s each)")
         snap = await probe.snapshot()
-
-        log(f"idle: {args.idle:g} s with the worker polling and nothing to do")
-        cpu0 = probe.cpu()
-        await asyncio.sleep(args.idle)
-        cpu1 = probe.cpu()
-        snap_next = await probe.snapshot()
-        idle = Probe.window(0, cpu0, cpu1, snap, snap_next)
-        idle_pg_s = (snap_next.t_pre - snap.t_post) if snap and snap_next else None
-        snap = snap_next
+        idle, idle_pg_s, snap = await measure_idle(probe, snap, args.idle)
 
         log(f"heartbeats: {args.heartbeats} over {len(held.tokens)} open activities, "
             f"{args.hb_concurrency} in flight")
@@ -504,16 +563,7 @@ async def measure_store(
             "failures": args.failures, "rounds": args.rounds, "idle_s": args.idle,
             "drain_s": args.drain,
         },
-        "idle": {
-            "wall_s": idle.wall_s,
-            "server_cpu_ms_per_s": idle.server_cpu_s * 1e3 / idle.wall_s,
-            "postgres_cpu_ms_per_s": (idle.postgres_cpu_s * 1e3 / idle.wall_s
-                                      if idle.postgres_cpu_s is not None else None),
-            "pg_window_s": idle_pg_s,
-            "xact_commit_per_s": (idle.db["xact_commit"] / idle_pg_s)
-            if idle.db and idle_pg_s else None,
-            "window": window_dict(idle),
-        },
+        "idle": idle_report(idle, idle_pg_s),
         "heartbeat": {
             "count": args.heartbeats,
             "wall_s": heartbeats.wall_s,
@@ -543,10 +593,19 @@ def daemon_database(server: AlmanacServer) -> str:
     raise RuntimeError(f"no database in {server._config_path}")
 
 
-def run_store(args: argparse.Namespace, store: str) -> dict[str, Any]:
+Measure = Callable[
+    [argparse.Namespace, str, AlmanacServer, PostgresCluster | None], Awaitable[dict[str, Any]]
+]
+
+
+def run_store(args: argparse.Namespace, store: str,
+              measure: Measure | None = None) -> dict[str, Any]:
+    """Starts a daemon on `store` (and PostgreSQL for it), runs `measure` (default: this
+    script's) against it, and tears both down; `args.binary_wait` and `args.keep` apply."""
+    measure = measure or measure_store
     cluster: PostgresCluster | None = None
     server: AlmanacServer | None = None
-    work_dir = Path(tempfile.mkdtemp(prefix="almanac-failure-costs-"))
+    work_dir = Path(tempfile.mkdtemp(prefix=f"almanac-{LOG_NAME}-"))
     try:
         if store == "postgres":
             log("starting a private PostgreSQL cluster")
@@ -556,7 +615,7 @@ def run_store(args: argparse.Namespace, store: str) -> dict[str, Any]:
         log(f"starting almanac on {store} ({server.binary})")
         start_server(server, args.binary_wait)
         try:
-            return asyncio.run(measure_store(args, store, server, cluster))
+            return asyncio.run(measure(args, store, server, cluster))
         except BaseException:
             log(f"daemon log tail ({server.log_path}):\n{server.log_tail(30)}")
             raise
@@ -588,16 +647,27 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"retries: {p['rounds']} x ({p['workflows']} workflows x {p['failures']} failures"
           f" vs {p['workflows']} without): {rt['retry_wall_s']:.2f} s vs "
           f"{rt['baseline_wall_s']:.2f} s wall")
-    idle = r["idle"]
-    print(f"idle ({p['idle_s']:g} s): server {idle['server_cpu_ms_per_s']:.1f} ms CPU/s"
+    print_idle(r["idle"], p["idle_s"])
+    print_cost_table([("per heartbeat", hb["per_op"]), ("per retry", rt["per_op"]),
+                      ("per workflow, no retry", rt["per_workflow_without_retry"])])
+    print()
+
+
+def print_idle(idle: dict[str, Any], seconds: float) -> None:
+    print(f"idle ({seconds:g} s): server {idle['server_cpu_ms_per_s']:.1f} ms CPU/s"
           + (f", {idle['xact_commit_per_s']:.2f} commits/s over {idle['pg_window_s']:.0f} s"
              if idle["xact_commit_per_s"] is not None else ""))
-    cols = [("per heartbeat", hb["per_op"]), ("per retry", rt["per_op"]),
-            ("per workflow, no retry", rt["per_workflow_without_retry"])]
+
+
+def print_cost_table(cols: list[tuple[str, dict[str, Any]]],
+                     extra_rows: tuple[tuple[str, str, int], ...] = ()) -> None:
+    """One column per operation (its `per_op` figures), then each one's per-table deltas.
+    `extra_rows` (label, key, digits) come after the CPU rows."""
     rows = [("server CPU (us)", "server_cpu_us", 0),
             ("  of which before timers", "server_cpu_immediate_us", 0),
             ("postgres CPU (us)", "postgres_cpu_us", 0)]
-    if "xact_commit" in hb["per_op"]:
+    rows += list(extra_rows)
+    if any("xact_commit" in c for _, c in cols):
         rows += [
             ("commits", "xact_commit", 2), ("rollbacks", "xact_rollback", 2),
             ("rows inserted", "tup_inserted", 2), ("rows updated", "tup_updated", 2),
@@ -605,7 +675,7 @@ def print_report(r: dict[str, Any]) -> None:
             ("rows returned", "tup_returned", 1),
         ]
     else:
-        rows = rows[:2]
+        rows = [row for row in rows if row[1] != "postgres_cpu_us"]
     width = max(len(label) for label, _, _ in rows)
     colw = max(len(name) for name, _ in cols) + 2
     print(" " * width + "".join(f"{name:>{colw}}" for name, _ in cols))
@@ -615,12 +685,12 @@ def print_report(r: dict[str, Any]) -> None:
         tables = c.get("tables")
         if not tables:
             continue
-        print(f"tables, {name} (ins/upd[hot]/del, idx scans, seq scans):")
+        print(f"tables, {name} (ins/upd[hot]/del, idx scans (rows they fetched), seq scans):")
         for table, t in tables.items():
             print(f"  {table:<28} {t['n_tup_ins']:6.2f} / {t['n_tup_upd']:5.2f}"
                   f"[{t['n_tup_hot_upd']:5.2f}] / {t['n_tup_del']:5.2f},"
-                  f" {t['idx_scan']:6.2f}, {t['seq_scan']:5.2f}")
-    print()
+                  f" {t['idx_scan']:6.2f} ({t.get('idx_tup_fetch', 0):6.1f}),"
+                  f" {t['seq_scan']:5.2f}")
 
 
 def rounded(value: Any) -> Any:
@@ -633,14 +703,30 @@ def rounded(value: Any) -> Any:
     return value
 
 
+def add_common_args(parser: argparse.ArgumentParser, default_drain: float,
+                    drain_help: str) -> None:
+    """The options run_stores, measure_idle and drain take, shared with message_costs.py."""
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--idle", type=float, default=3.0,
+                        help="seconds of the idle measurement (default 3)")
+    parser.add_argument("--drain", type=float, default=default_drain,
+                        help=f"{drain_help} (default {default_drain:g}: the longest timeout "
+                        "plus 1 s)")
+    parser.add_argument("--binary-wait", type=float, default=300.0)
+    parser.add_argument("--keep", action="store_true", help="keep the daemon's work directory")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line per store instead of a table")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     default_drain = max(fw.WORKFLOW_TASK_TIMEOUT, fw.FLAKY_TIMEOUT,
                         fw.STICKY_TIMEOUT).total_seconds() + 1
     parser = argparse.ArgumentParser(
         description="Measure the server cost of one activity heartbeat and one activity "
         "retry on SQLite and PostgreSQL.")
-    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--namespace", default="default")
+    add_common_args(parser, default_drain, "seconds waited after each batch of workflows, "
+                    "inside its window, for the timeouts it armed to fire")
     parser.add_argument("--heartbeats", type=int, default=2000,
                         help="measured heartbeat RPCs in total (default 2000)")
     parser.add_argument("--hb-workflows", type=int, default=20,
@@ -655,16 +741,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="baseline+retry batch pairs, summed (default 1)")
     parser.add_argument("--warmup", type=int, default=20,
                         help="unmeasured workflows (2 failures each) run first (default 20)")
-    parser.add_argument("--idle", type=float, default=3.0,
-                        help="seconds of the idle measurement (default 3)")
-    parser.add_argument("--drain", type=float, default=default_drain,
-                        help="seconds waited after each batch of workflows, inside its "
-                        "window, for the timeouts it armed to fire (default "
-                        f"{default_drain:g}: the longest timeout plus 1 s)")
-    parser.add_argument("--binary-wait", type=float, default=300.0)
-    parser.add_argument("--keep", action="store_true", help="keep the daemon's work directory")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON line per store instead of a table")
     args = parser.parse_args(argv)
     if min(args.heartbeats, args.hb_workflows, args.hb_concurrency, args.workflows,
            args.failures, args.rounds) < 1 or args.warmup < 0 or args.idle <= 0:
@@ -672,23 +748,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    keep_stdout_for_report()
+def run_stores(args: argparse.Namespace, measure: Measure | None = None,
+               report: Callable[[dict[str, Any]], None] | None = None) -> int:
+    """run_store for each store of `args.store` (both: PostgreSQL first); prints each
+    result (one JSON line with --json, else `report`). Returns the exit status: 1 if any
+    store failed."""
+    report = report or print_report
     stores = ("postgres", "sqlite") if args.store == "both" else (args.store,)
     status = 0
     for store in stores:
         try:
-            report = run_store(args, store)
+            result = run_store(args, store, measure)
         except Exception as err:  # noqa: BLE001 - reported, and the exit status says so
             log(f"{store}: failed: {type(err).__name__}: {err}")
             status = 1
             continue
         if args.json:
-            print(json.dumps(rounded(report), separators=(",", ":")))
+            print(json.dumps(rounded(result), separators=(",", ":")))
         else:
-            print_report(report)
+            report(result)
     return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    keep_stdout_for_report()
+    return run_stores(args)
 
 
 if __name__ == "__main__":
