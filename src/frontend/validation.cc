@@ -73,9 +73,14 @@ absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkfl
   if (!r.cron_schedule().empty()) {
     return absl::UnimplementedError("cron_schedule is not supported by this server yet.");
   }
-  if (r.has_workflow_start_delay() &&
-      (r.workflow_start_delay().seconds() != 0 || r.workflow_start_delay().nanos() != 0)) {
-    return absl::UnimplementedError("workflow_start_delay is not supported by this server yet.");
+  if (r.has_workflow_start_delay()) {
+    if (!r.cron_schedule().empty()) {
+      return absl::InvalidArgumentError(
+          "CronSchedule and WorkflowStartDelay may not be used together.");
+    }
+    if (r.workflow_start_delay().seconds() < 0 || r.workflow_start_delay().nanos() < 0) {
+      return absl::InvalidArgumentError("An invalid WorkflowStartDelaySeconds is set on request.");
+    }
   }
   return absl::OkStatus();
 }

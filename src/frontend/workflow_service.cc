@@ -690,6 +690,9 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       if (st.ok() && !start.cron_schedule().empty()) {
         st = absl::InvalidArgumentError("CronSchedule is not allowed.");
       }
+      if (st.ok() && history::FromProto(start.workflow_start_delay()) > absl::ZeroDuration()) {
+        st = absl::InvalidArgumentError("WorkflowStartDelay is not supported.");
+      }
       if (st.ok() && update->workflow_execution().workflow_id() != start.workflow_id()) {
         st = absl::InvalidArgumentError("WorkflowId is not consistent with previous operation(s).");
       }

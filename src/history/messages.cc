@@ -234,6 +234,8 @@ HistoryEngine::SignalWithStartWorkflowExecution(
           [&](v1::MutableState* ms, Effects* fx, bool*) {
             if (!IsRunning(*ms)) return WorkflowNotFound("workflow execution already completed");
             SignalWorkflow(signal, now, ms, fx);
+            // Signal-with-start ends a start delay (or any backoff before the first task).
+            if (ms->execution().backoff_pending()) EndWorkflowBackoff(now, ms, fx);
             return absl::OkStatus();
           },
           ChainNeed::kNone, nullptr, request.request_id());

@@ -534,8 +534,10 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (exec_timeout > absl::ZeroDuration()) *info->mutable_execution_timeout() = ToProto(exec_timeout);
   if (run_timeout > absl::ZeroDuration()) *info->mutable_run_timeout() = ToProto(run_timeout);
   *info->mutable_task_timeout() = ToProto(task_timeout);
+  const absl::Duration delay = std::max(absl::ZeroDuration(),
+                                       FromProto(request.workflow_start_delay()));
   *info->mutable_start_time() = ToProto(params.now);
-  *info->mutable_execution_time() = ToProto(params.now);
+  *info->mutable_execution_time() = ToProto(params.now + delay);
   info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
   info->set_create_request_id(request.request_id());
   info->set_attempt(1);
@@ -569,12 +571,21 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   }
   a->set_workflow_id(request.workflow_id());
   if (request.has_priority()) *a->mutable_priority() = request.priority();
+  if (delay > absl::ZeroDuration()) *a->mutable_first_workflow_task_backoff() = ToProto(delay);
   if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
   Append(std::move(e), ms, fx);
   if (params.signal != nullptr) {
     HistoryEvent signaled = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED, params.now);
     *signaled.mutable_workflow_execution_signaled_event_attributes() = *params.signal;
     Append(std::move(signaled), ms, fx);
+  }
+  if (delay > absl::ZeroDuration()) {
+    // The first workflow task waits for the start delay; the run's time counts from then.
+    info->set_backoff_pending(true);
+    ArmRunTimeout(params.now + delay, *ms, fx);
+    fx->timer_tasks.push_back(
+        NewTimer(v1::TimerTask::KIND_WORKFLOW_BACKOFF, params.now + delay, *ms));
+    return;
   }
   ArmRunTimeout(params.now, *ms, fx);
   ScheduleWorkflowTask(params.now, ms, fx);

@@ -43,3 +43,23 @@ class SignaledContinueWorkflow:
 
 
 WORKFLOWS = [CountingWorkflow, SignaledContinueWorkflow]
+
+
+@workflow.defn
+class DelayedWorkflow:
+    """Returns the signals it saw, once it has seen one."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    @workflow.run
+    async def run(self) -> list[str]:
+        await workflow.wait_condition(lambda: bool(self.received))
+        return self.received
+
+    @workflow.signal
+    def note(self, value: str) -> None:
+        self.received.append(value)
+
+
+WORKFLOWS.append(DelayedWorkflow)

@@ -533,16 +533,19 @@ class SqlExecutionStore final : public ExecutionStore {
                                                            const std::string& workflow_id,
                                                            const std::string& request_id,
                                                            absl::Time now) override {
+    // A primary-key lookup; the expiry is checked here, so that no plan scans the shard's
+    // unexpired ids through the expiry index.
     SqlRows rows;
     absl::Status st = Query(driver_,
-                            "SELECT run_id FROM request_ids WHERE shard_id = $1 AND "
-                            "namespace_id = $2 AND workflow_id = $3 AND request_id = $4 AND "
-                            "expire_at > $5",
+                            "SELECT run_id, expire_at FROM request_ids WHERE shard_id = $1 AND "
+                            "namespace_id = $2 AND workflow_id = $3 AND request_id = $4",
                             {Int(shard_id), Text(namespace_id), Text(workflow_id),
-                             Text(request_id), Int(ToMicros(now))},
+                             Text(request_id)},
                             &rows);
     if (!st.ok()) return st;
-    if (rows.rows.empty()) return std::optional<std::string>();
+    if (rows.rows.empty() || AsInt(rows.rows[0][1]) <= ToMicros(now)) {
+      return std::optional<std::string>();
+    }
     return std::optional<std::string>(AsString(rows.rows[0][0]));
   }
 
@@ -694,9 +697,15 @@ class SqlExecutionStore final : public ExecutionStore {
     std::vector<SqlValue> params = {Int(shard_id),        Text(run.namespace_id()),
                                     Text(run.workflow_id()), Text(run.run_id()),
                                     Int(first_event_id),  Int(next_event_id)};
+    // The range starts at the batch that holds `first` (the last one starting at or before
+    // it, found by one index probe), so a read near the end of a long history does not scan
+    // the batches before it.
     std::string sql =
         "SELECT data FROM history_events WHERE shard_id = $1 AND namespace_id = $2 AND "
-        "workflow_id = $3 AND run_id = $4 AND last_event_id >= $5 AND first_event_id < $6 "
+        "workflow_id = $3 AND run_id = $4 AND first_event_id >= COALESCE((SELECT "
+        "first_event_id FROM history_events WHERE shard_id = $1 AND namespace_id = $2 AND "
+        "workflow_id = $3 AND run_id = $4 AND first_event_id <= $5 ORDER BY first_event_id "
+        "DESC LIMIT 1), 0) AND last_event_id >= $5 AND first_event_id < $6 "
         "ORDER BY first_event_id";
     if (max_events > 0) {
       sql += " LIMIT $7";
