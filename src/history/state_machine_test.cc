@@ -704,5 +704,42 @@ TEST_F(StateMachineTest, ContinueAsNewWaitsForUnseenSignals) {
   EXPECT_TRUE(IsRunning(ms_));
 }
 
+TEST(StartDelayTest, TheFirstTaskWaitsForTheDelayAndSignalsDoNotScheduleOne) {
+  ws::StartWorkflowExecutionRequest req;
+  req.set_workflow_id("wf");
+  req.mutable_workflow_type()->set_name("Type");
+  req.mutable_task_queue()->set_name("tq");
+  *req.mutable_workflow_start_delay() = ToProto(absl::Seconds(30));
+  v1::MutableState ms;
+  Effects fx;
+  StartWorkflow(req, StartParams{"ns", "run-1", "", kT0}, Limits(), &ms, &fx);
+  ASSERT_EQ(fx.events.size(), 1u);  // no WorkflowTaskScheduled yet
+  EXPECT_EQ(FromProto(fx.events[0].workflow_execution_started_event_attributes()
+                          .first_workflow_task_backoff()),
+            absl::Seconds(30));
+  EXPECT_EQ(FromProto(ms.execution().execution_time()), kT0 + absl::Seconds(30));
+  EXPECT_TRUE(ms.execution().backoff_pending());
+  EXPECT_TRUE(fx.transfer_tasks.empty());
+  bool backoff = false;
+  for (const auto& t : fx.timer_tasks) {
+    if (t.kind() == v1::TimerTask::KIND_WORKFLOW_BACKOFF) {
+      backoff = true;
+      EXPECT_EQ(FromProto(t.visibility_time()), kT0 + absl::Seconds(30));
+    }
+  }
+  EXPECT_TRUE(backoff);
+
+  Effects sfx;
+  SignalWorkflow(messages::Signal("early"), kT0 + absl::Seconds(1), &ms, &sfx);
+  EXPECT_EQ(sfx.events.size(), 1u);  // recorded, and it waits with the task
+  EXPECT_FALSE(ms.has_workflow_task());
+
+  Effects end;
+  EndWorkflowBackoff(kT0 + absl::Seconds(30), &ms, &end);
+  EXPECT_FALSE(ms.execution().backoff_pending());
+  ASSERT_EQ(end.events.size(), 1u);
+  EXPECT_EQ(end.events[0].event_type(), enums::EVENT_TYPE_WORKFLOW_TASK_SCHEDULED);
+}
+
 }  // namespace
 }  // namespace almanac::history
