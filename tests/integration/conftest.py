@@ -180,6 +180,13 @@ async def client(server: AlmanacServer | ExternalServer) -> Client:
     return await asyncio.wait_for(Client.connect(server.address), CONNECT_DEADLINE_S)
 
 
+@pytest.fixture(params=[{}, {"max_cached_workflows": 0}], ids=["cached", "uncached"])
+def worker_options(request: pytest.FixtureRequest) -> dict:
+    """Worker options: with the workflow cache (sticky queues), and without (every task
+    replays the whole history)."""
+    return request.param
+
+
 @pytest.fixture
 def task_queue() -> str:
     return f"tq-{uuid.uuid4()}"

@@ -57,6 +57,20 @@ def type_names(types: list[EventType.ValueType]) -> list[str]:
     return [EventType.Name(t) for t in types]
 
 
+def types_of(events: list[HistoryEvent]) -> list[str]:
+    """The events' types as names."""
+    return type_names([e.event_type for e in events])
+
+
+def of_type(events: list[HistoryEvent], event_type: EventType.ValueType) -> list[HistoryEvent]:
+    return [e for e in events if e.event_type == event_type]
+
+
+def decode(client: Client, payloads: Any) -> list[Any]:
+    """A Payloads message's values, through the client's data converter."""
+    return [client.data_converter.payload_converter.from_payload(p) for p in payloads.payloads]
+
+
 async def wait_for_event(
     handle: WorkflowHandle[Any, Any], event_type: EventType.ValueType, within_s: float = 20
 ) -> list[HistoryEvent]:

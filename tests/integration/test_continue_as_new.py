@@ -17,11 +17,6 @@ from helpers import history_events, type_names, unique_id
 from lifecycle_workflows import CountingWorkflow, SignaledContinueWorkflow
 
 
-@pytest.fixture(params=[{}, {"max_cached_workflows": 0}], ids=["cached", "uncached"])
-def worker_options(request: pytest.FixtureRequest) -> dict:
-    return request.param
-
-
 def worker(client: Client, task_queue: str, **options: Any) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=lifecycle_workflows.WORKFLOWS,
                   **options)

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import history_events, type_names, unique_id, wait_for_event
+from helpers import decode, history_events, of_type, types_of, unique_id, wait_for_event
 from message_workflows import (
     CancelExternalWorkflow,
     CleansUpOnCancelWorkflow,
@@ -47,23 +47,6 @@ CANCEL_NOT_FOUND_SEEN = ["ApplicationError",
 def worker(client: Client, task_queue: str, **options: Any) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=message_workflows.WORKFLOWS,
                   activities=message_workflows.ACTIVITIES, **options)
-
-
-@pytest.fixture(params=[{}, {"max_cached_workflows": 0}], ids=["cached", "uncached"])
-def worker_options(request: pytest.FixtureRequest) -> dict:
-    return request.param
-
-
-def types_of(events) -> list[str]:
-    return type_names([e.event_type for e in events])
-
-
-def of_type(events, event_type: EventType.ValueType) -> list:
-    return [e for e in events if e.event_type == event_type]
-
-
-def decode(client: Client, payloads) -> list[Any]:
-    return [client.data_converter.payload_converter.from_payload(p) for p in payloads.payloads]
 
 
 async def idle_targets(client: Client, task_queue: str, workflow, arg: Any,

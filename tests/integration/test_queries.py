@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import history_events, type_names, unique_id, wait_for_event
+from helpers import history_events, types_of, unique_id, wait_for_event
 from message_workflows import BusyFirstTaskWorkflow, QueryWorkflow, SignalWorkflow
 from test_process import temporal_cli
 
@@ -45,15 +45,6 @@ E = EventType
 def worker(client: Client, task_queue: str, **options: Any) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=message_workflows.WORKFLOWS,
                   activities=message_workflows.ACTIVITIES, **options)
-
-
-@pytest.fixture(params=[{}, {"max_cached_workflows": 0}], ids=["cached", "uncached"])
-def worker_options(request: pytest.FixtureRequest) -> dict:
-    return request.param
-
-
-def types_of(events) -> list[str]:
-    return type_names([e.event_type for e in events])
 
 
 async def waiting_query_workflow(client: Client, task_queue: str):

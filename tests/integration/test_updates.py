@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio.api.common.v1 import Payloads, WorkflowExecution, WorkflowType
+from temporalio.api.common.v1 import WorkflowExecution, WorkflowType
 from temporalio.api.enums.v1 import (
     EventType,
     UpdateWorkflowExecutionLifecycleStage,
@@ -45,7 +45,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import history_events, type_names, unique_id, wait_for_event
+from helpers import decode, history_events, of_type, types_of, unique_id, wait_for_event
 from message_workflows import UpdateWorkflow
 from test_process import temporal_cli
 
@@ -58,23 +58,6 @@ TASK = ["EVENT_TYPE_WORKFLOW_TASK_SCHEDULED", "EVENT_TYPE_WORKFLOW_TASK_STARTED"
 def worker(client: Client, task_queue: str, **options: Any) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=message_workflows.WORKFLOWS,
                   activities=message_workflows.ACTIVITIES, **options)
-
-
-@pytest.fixture(params=[{}, {"max_cached_workflows": 0}], ids=["cached", "uncached"])
-def worker_options(request: pytest.FixtureRequest) -> dict:
-    return request.param
-
-
-def types_of(events) -> list[str]:
-    return type_names([e.event_type for e in events])
-
-
-def of_type(events, event_type: EventType.ValueType) -> list:
-    return [e for e in events if e.event_type == event_type]
-
-
-def decode(client: Client, payloads: Payloads) -> list[Any]:
-    return [client.data_converter.payload_converter.from_payload(p) for p in payloads.payloads]
 
 
 def update_id() -> str:
