@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/ids.h"
+#include "scheduler/schedule_spec.h"
 
 namespace almanac::frontend {
 
@@ -70,8 +71,8 @@ absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkfl
   if (r.request_id().size() > limits.max_id_length) {
     return absl::InvalidArgumentError("RequestId exceeds length limit.");
   }
-  if (!r.cron_schedule().empty()) {
-    return absl::UnimplementedError("cron_schedule is not supported by this server yet.");
+  if (!r.cron_schedule().empty() && !scheduler::CompileCron(r.cron_schedule()).ok()) {
+    return absl::InvalidArgumentError("invalid CronSchedule.");
   }
   if (r.has_workflow_start_delay()) {
     if (!r.cron_schedule().empty()) {

@@ -3,6 +3,7 @@
 // state; the completion in state_machine.cc runs them in order.
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -288,8 +289,18 @@ std::optional<CommandError> HandleCompleteWorkflowExecution(const Command& comma
   auto* ea = e.mutable_workflow_execution_completed_event_attributes();
   *ea->mutable_result() = a.result();
   ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  // A cron run's end starts the next run, at the schedule's next time.
+  const v1::ExecutionInfo& info = ctx->ms->execution();
+  std::optional<absl::Duration> cron;
+  if (ctx->chain.started_event != nullptr) {
+    cron = CronBackoff(info.cron_schedule(), FromProto(info.execution_time()), ctx->now);
+  }
   Append(std::move(e), ctx->ms, ctx->fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, ctx->now, ctx->ms, ctx->fx);
+  if (cron.has_value()) {
+    BuildSuccessorRun(CronSuccessor(ctx->chain, &a.result(), nullptr, *cron), ctx->chain,
+                      ctx->now, ctx->ms, ctx->fx);
+  }
   ctx->closed = true;
   return std::nullopt;
 }
@@ -305,8 +316,14 @@ std::optional<CommandError> HandleFailWorkflowExecution(const Command& command,
   const ChainContext& chain = ctx->chain;
   enums::RetryState retry_state;
   std::optional<absl::Duration> backoff;
+  std::optional<absl::Duration> cron;
   if (chain.started_event != nullptr) {
     backoff = WorkflowRetry(*ctx->ms, &failure, ctx->now, &retry_state);
+    // Past its retries, a cron run still goes on as the cron's next run.
+    const v1::ExecutionInfo& info = ctx->ms->execution();
+    if (!backoff.has_value()) {
+      cron = CronBackoff(info.cron_schedule(), FromProto(info.execution_time()), ctx->now);
+    }
   } else {
     // The engine gives no chain to a run without a retry policy; one with a policy but no
     // chain cannot be retried.
@@ -323,6 +340,9 @@ std::optional<CommandError> HandleFailWorkflowExecution(const Command& command,
   Close(enums::WORKFLOW_EXECUTION_STATUS_FAILED, ctx->now, ctx->ms, ctx->fx);
   if (backoff.has_value()) {
     BuildSuccessorRun(RetrySuccessor(chain, &failure, *backoff), chain, ctx->now, ctx->ms,
+                      ctx->fx);
+  } else if (cron.has_value()) {
+    BuildSuccessorRun(CronSuccessor(chain, nullptr, &failure, *cron), chain, ctx->now, ctx->ms,
                       ctx->fx);
   }
   ctx->closed = true;
@@ -350,8 +370,9 @@ std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& 
   if (ctx->chain.started_event == nullptr || ctx->chain.next_run_id.empty()) {
     return Refuse(bad, "the run's first event is needed to continue it as new");
   }
-  if (!a.cron_schedule().empty()) {
-    return Refuse(bad, "cron_schedule is not supported by this server yet.");
+  if (!a.cron_schedule().empty() &&
+      !CronBackoff(a.cron_schedule(), ctx->now, ctx->now).has_value()) {
+    return Refuse(bad, "invalid CronSchedule.");
   }
   for (const auto* d : {&a.workflow_run_timeout(), &a.workflow_task_timeout(),
                         &a.backoff_start_interval()}) {
@@ -386,6 +407,7 @@ std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& 
   if (a.has_search_attributes()) spec.search_attributes = a.search_attributes();
   spec.header = a.header();
   if (a.has_retry_policy()) spec.retry_policy = a.retry_policy();
+  spec.cron_schedule = a.cron_schedule();
   if (a.has_last_completion_result()) spec.last_completion_result = a.last_completion_result();
   if (a.has_failure()) spec.continued_failure = a.failure();
 
@@ -412,6 +434,132 @@ std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& 
   Close(enums::WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, ctx->now, ctx->ms, ctx->fx);
   BuildSuccessorRun(spec, ctx->chain, ctx->now, ctx->ms, ctx->fx);
   ctx->closed = true;
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleStartChildWorkflowExecution(const Command& command,
+                                                              CommandContext* ctx) {
+  // A copy: defaults are written into it before it becomes the event.
+  auto a = command.start_child_workflow_execution_command_attributes();
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES;
+  const v1::ExecutionInfo& parent = ctx->ms->execution();
+  const std::string own_namespace = ctx->context != nullptr ? ctx->context->namespace_name : "";
+  std::string namespace_id = parent.namespace_id();
+  if (a.namespace_().empty() || a.namespace_() == own_namespace) {
+    a.set_namespace_(own_namespace);
+  } else {
+    static const std::map<std::string, std::string> kNone;
+    const auto& ids = ctx->context != nullptr ? ctx->context->namespace_ids : kNone;
+    auto it = ids.find(a.namespace_());
+    if (it == ids.end()) {
+      return Refuse(bad, absl::StrCat("Namespace name: ", a.namespace_(), " not found."));
+    }
+    namespace_id = it->second;
+  }
+  const std::string& wid = a.workflow_id();
+  const std::string& type = a.workflow_type().name();
+  const std::string& ns = a.namespace_();
+  if (wid.empty()) {
+    return Refuse(bad, absl::StrCat("Required field WorkflowId is not set on "
+                                    "StartChildWorkflowExecutionCommand. WorkflowType=",
+                                    type, " Namespace=", ns));
+  }
+  if (type.empty()) {
+    return Refuse(bad, absl::StrCat("Required field WorkflowType is not set on "
+                                    "StartChildWorkflowExecutionCommand. WorkflowId=",
+                                    wid, " Namespace=", ns));
+  }
+  const int limit = ctx->limits.max_id_length;
+  if (static_cast<int>(wid.size()) > limit) {
+    return Refuse(bad, absl::StrCat("WorkflowId on StartChildWorkflowExecutionCommand exceeds "
+                                    "length limit. WorkflowId=", wid, " Length=", wid.size(),
+                                    " Limit=", limit, " WorkflowType=", type, " Namespace=", ns));
+  }
+  if (static_cast<int>(type.size()) > limit) {
+    return Refuse(bad, absl::StrCat("WorkflowType on StartChildWorkflowExecutionCommand exceeds "
+                                    "length limit. WorkflowId=", wid, " WorkflowType=", type,
+                                    " Length=", type.size(), " Limit=", limit,
+                                    " Namespace=", ns));
+  }
+  const std::pair<const google::protobuf::Duration*, const char*> timeouts[] = {
+      {&a.workflow_execution_timeout(), "WorkflowExecutionTimeout"},
+      {&a.workflow_run_timeout(), "WorkflowRunTimeout"},
+      {&a.workflow_task_timeout(), "WorkflowTaskTimeout"}};
+  for (const auto& [d, name] : timeouts) {
+    if (FromProto(*d) < absl::ZeroDuration()) {
+      return Refuse(bad, absl::StrCat("Invalid ", name, " on StartChildWorkflowExecutionCommand: "
+                                      "negative duration. WorkflowId=", wid, " WorkflowType=",
+                                      type, " Namespace=", ns));
+    }
+  }
+  if (!a.cron_schedule().empty() &&
+      !CronBackoff(a.cron_schedule(), ctx->now, ctx->now).has_value()) {
+    return Refuse(bad, absl::StrCat("invalid CronSchedule on StartChildWorkflowExecutionCommand: "
+                                    "invalid CronSchedule.. WorkflowId=", wid, " WorkflowType=",
+                                    type, " Namespace=", ns));
+  }
+  if (static_cast<int64_t>(a.input().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(bad, "StartChildWorkflowExecutionCommandAttributes. Input exceeds size limit.");
+  }
+  if (ctx->ms->children_size() >= ctx->limits.max_pending_children) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_CHILD_WORKFLOWS_LIMIT_EXCEEDED,
+                  absl::StrCat("the run has ", ctx->ms->children_size(),
+                               " pending child workflows, the limit"));
+  }
+  // Temporal's defaults: the parent's task queue, a run timeout bounded by the execution
+  // timeout, the default task timeout bounded by the run timeout; TERMINATE; ALLOW_DUPLICATE.
+  if (a.task_queue().name().empty()) a.mutable_task_queue()->set_name(parent.task_queue());
+  a.mutable_task_queue()->set_kind(enums::TASK_QUEUE_KIND_NORMAL);
+  const absl::Duration exec = FromProto(a.workflow_execution_timeout());
+  absl::Duration run = FromProto(a.workflow_run_timeout());
+  if (exec > absl::ZeroDuration() && (run == absl::ZeroDuration() || run > exec)) run = exec;
+  absl::Duration task = FromProto(a.workflow_task_timeout());
+  if (task == absl::ZeroDuration()) task = ctx->limits.default_workflow_task_timeout;
+  task = std::min(task, ctx->limits.max_workflow_task_timeout);
+  if (run > absl::ZeroDuration()) task = std::min(task, run);
+  if (a.parent_close_policy() == enums::PARENT_CLOSE_POLICY_UNSPECIFIED) {
+    a.set_parent_close_policy(enums::PARENT_CLOSE_POLICY_TERMINATE);
+  }
+  if (a.workflow_id_reuse_policy() == enums::WORKFLOW_ID_REUSE_POLICY_UNSPECIFIED) {
+    a.set_workflow_id_reuse_policy(enums::WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE);
+  }
+
+  HistoryEvent e =
+      NewEvent(enums::EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, ctx->now);
+  auto* ea = e.mutable_start_child_workflow_execution_initiated_event_attributes();
+  ea->set_namespace_(ns);
+  ea->set_namespace_id(namespace_id);
+  ea->set_workflow_id(wid);
+  *ea->mutable_workflow_type() = a.workflow_type();
+  *ea->mutable_task_queue() = a.task_queue();
+  if (a.has_input()) *ea->mutable_input() = a.input();
+  if (exec > absl::ZeroDuration()) *ea->mutable_workflow_execution_timeout() = ToProto(exec);
+  *ea->mutable_workflow_run_timeout() = ToProto(run);
+  *ea->mutable_workflow_task_timeout() = ToProto(task);
+  ea->set_parent_close_policy(a.parent_close_policy());
+  ea->set_control(a.control());
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  ea->set_workflow_id_reuse_policy(a.workflow_id_reuse_policy());
+  if (a.has_retry_policy()) *ea->mutable_retry_policy() = a.retry_policy();
+  ea->set_cron_schedule(a.cron_schedule());
+  if (a.has_header()) *ea->mutable_header() = a.header();
+  if (a.has_memo()) *ea->mutable_memo() = a.memo();
+  if (a.has_search_attributes()) *ea->mutable_search_attributes() = a.search_attributes();
+  if (a.has_priority()) *ea->mutable_priority() = a.priority();
+  const int64_t id = Append(std::move(e), ctx->ms, ctx->fx);
+  auto& child = (*ctx->ms->mutable_children())[id];
+  child.set_initiated_event_id(id);
+  child.set_namespace_(ns);
+  child.set_namespace_id(namespace_id);
+  child.set_workflow_id(wid);
+  child.set_workflow_type(type);
+  child.set_parent_close_policy(a.parent_close_policy());
+  child.set_create_request_id(absl::StrCat(parent.run_id(), ":child:", id));
+  v1::TransferTask t;
+  t.set_kind(v1::TransferTask::KIND_START_CHILD);
+  *t.mutable_run() = RunOf(*ctx->ms);
+  t.set_scheduled_event_id(id);
+  ctx->fx->transfer_tasks.push_back(std::move(t));
   return std::nullopt;
 }
 
@@ -586,6 +734,8 @@ CommandHandler HandlerFor(enums::CommandType type) {
       return &HandleCancelWorkflowExecution;
     case enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION:
       return &HandleSignalExternalWorkflowExecution;
+    case enums::COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION:
+      return &HandleStartChildWorkflowExecution;
     case enums::COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION:
       return &HandleContinueAsNewWorkflowExecution;
     case enums::COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION:
@@ -593,7 +743,7 @@ CommandHandler HandlerFor(enums::CommandType type) {
     case enums::COMMAND_TYPE_PROTOCOL_MESSAGE:
       return &HandleProtocolMessage;
     default:
-      // Child workflows, Nexus operations, ...: refused until implemented.
+      // Nexus operations, workflow properties, ...: refused until implemented.
       return &HandleUnsupportedCommand;
   }
 }

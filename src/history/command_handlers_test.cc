@@ -125,7 +125,6 @@ TEST_F(CommandHandlersTest, EachImplementedCommandTypeHasItsOwnHandler) {
 
 TEST_F(CommandHandlersTest, CommandsNotImplementedYetAreRefusedByName) {
   for (auto type : {enums::COMMAND_TYPE_UNSPECIFIED,
-                    enums::COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
                     enums::COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES}) {
     EXPECT_EQ(HandlerFor(type), &HandleUnsupportedCommand);
     ExpectRefused(Run(OfType(type)), enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,

@@ -127,7 +127,10 @@ absl::StatusOr<ChainContext> HistoryEngine::ChainFor(ShardContext& shard, Cached
                                                      ChainNeed need) {
   ChainContext chain;
   const v1::MutableState& ms = cached->state;
-  if (need == ChainNeed::kIfRetryPolicy && !ms.execution().has_retry_policy()) return chain;
+  if (need == ChainNeed::kIfRetryPolicy && !ms.execution().has_retry_policy() &&
+      ms.execution().cron_schedule().empty()) {
+    return chain;
+  }
   if (!cached->started_event) {
     temporal::api::history::v1::History first;
     const v1::RunKey run =
@@ -313,7 +316,8 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
     WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
     const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
     const std::string& previous_run_id,
-    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal) {
+    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
+    const ParentInfo* parent) {
   v1::MutableState ms;
   Effects fx;
   StartParams params;
@@ -321,6 +325,7 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
   params.run_id = run_id;
   params.now = clock_->Now();
   params.signal = signal;
+  params.parent = parent;
   StartWorkflow(request, params, options_.limits, &ms, &fx);
   WriteOptions options;
   options.create = true;
@@ -343,7 +348,8 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
 absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     WorkflowContext* ctx, const std::string& namespace_id,
     const wsv1::StartWorkflowExecutionRequest& request,
-    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal) {
+    const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
+    const ParentInfo* parent) {
   const std::string& wid = request.workflow_id();
   ShardContext& shard = ShardFor(namespace_id, wid);
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -405,7 +411,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     }
     const std::string& previous_run_id = decision.run_id;
     auto created =
-        CreateRunLocked(ctx, shard, namespace_id, request, run_id, previous_run_id, signal);
+        CreateRunLocked(ctx, shard, namespace_id, request, run_id, previous_run_id, signal, parent);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();
     wsv1::StartWorkflowExecutionResponse resp;
@@ -582,7 +588,16 @@ absl::StatusOr<wsv1::RespondWorkflowTaskCompletedResponse> HistoryEngine::Respon
   {
     auto ctx = Context(run.namespace_id(), run.workflow_id());
     absl::MutexLock lock(&(*ctx)->mu);
-    const CompletionContext context = CompletionContextFor(ctx->get(), run, token.stamp());
+    CompletionContext context = CompletionContextFor(ctx->get(), run, token.stamp());
+    // The namespaces that child workflow commands name, resolved here: the state machine
+    // does no lookups.
+    for (const auto& c : request.commands()) {
+      if (c.command_type() != enums::COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION) continue;
+      const std::string& name = c.start_child_workflow_execution_command_attributes().namespace_();
+      if (name.empty() || context.namespace_ids.contains(name)) continue;
+      auto ns = namespaces_->GetByName(name);
+      if (ns.ok()) context.namespace_ids[name] = ns->info().id();
+    }
     bool task_pending = false;
     const ChainMutationFn fn = [&](const ChainContext& chain, v1::MutableState* ms, Effects* fx,
                                    bool*) {
@@ -737,38 +752,19 @@ absl::StatusOr<v1::TaskToken> HistoryEngine::ActivityTokenById(const std::string
 absl::Status HistoryEngine::RequestCancelWorkflowExecution(
     const std::string& namespace_id, const wsv1::RequestCancelWorkflowExecutionRequest& request) {
   const auto& exec = request.workflow_execution();
-  auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
-  if (!run_id.ok()) return run_id.status();
-  const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRunKey(namespace_id, exec.workflow_id(), *run_id),
-                   [&](v1::MutableState* ms, Effects* fx, bool* write) {
-                     if (!IsRunning(*ms)) {
-                       return WorkflowNotFound("workflow execution already completed");
-                     }
-                     *write = !ms->execution().cancel_requested();
-                     temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes a;
-                     a.set_cause(request.reason());
-                     a.set_identity(request.identity());
-                     RequestCancelWorkflow(std::move(a), now, ms, fx);
-                     return absl::OkStatus();
-                   });
+  temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes a;
+  a.set_cause(request.reason());
+  a.set_identity(request.identity());
+  return CancelRun(namespace_id, exec.workflow_id(), exec.run_id(), std::move(a), false,
+                   request.first_execution_run_id());
 }
 
 absl::Status HistoryEngine::TerminateWorkflowExecution(
     const std::string& namespace_id, const wsv1::TerminateWorkflowExecutionRequest& request) {
   const auto& exec = request.workflow_execution();
-  auto run_id = ResolveRunId(namespace_id, exec.workflow_id(), exec.run_id());
-  if (!run_id.ok()) return run_id.status();
-  const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRunKey(namespace_id, exec.workflow_id(), *run_id),
-                   [&](v1::MutableState* ms, Effects* fx, bool*) {
-                     if (!IsRunning(*ms)) {
-                       return WorkflowNotFound("workflow execution already completed");
-                     }
-                     TerminateWorkflow(request.reason(), request.details(), request.identity(),
-                                       now, ms, fx);
-                     return absl::OkStatus();
-                   });
+  return TerminateRun(namespace_id, exec.workflow_id(), exec.run_id(),
+                      request.first_execution_run_id(), request.reason(), request.details(),
+                      request.identity(), nullptr);
 }
 
 absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeWorkflowExecution(
@@ -808,6 +804,23 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   wi->set_first_run_id(info.first_execution_run_id());
   if (info.has_memo()) *wi->mutable_memo() = info.memo();
   if (info.has_search_attributes()) *wi->mutable_search_attributes() = info.search_attributes();
+  if (!info.parent_workflow_id().empty()) {
+    wi->set_parent_namespace_id(info.parent_namespace_id());
+    wi->mutable_parent_execution()->set_workflow_id(info.parent_workflow_id());
+    wi->mutable_parent_execution()->set_run_id(info.parent_run_id());
+  }
+  if (!info.root_workflow_id().empty()) {
+    wi->mutable_root_execution()->set_workflow_id(info.root_workflow_id());
+    wi->mutable_root_execution()->set_run_id(info.root_run_id());
+  }
+  for (const auto& [id, child] : ms.children()) {
+    auto* pc = resp.add_pending_children();
+    pc->set_workflow_id(child.workflow_id());
+    pc->set_run_id(child.run_id());
+    pc->set_workflow_type_name(child.workflow_type());
+    pc->set_initiated_id(id);
+    pc->set_parent_close_policy(child.parent_close_policy());
+  }
   if (info.has_close_time()) {
     *wi->mutable_execution_duration() =
         ToProto(FromProto(info.close_time()) - FromProto(info.execution_time()));

@@ -276,15 +276,36 @@ class HistoryEngine final : public HistoryClient {
       WorkflowContext* ctx, ShardContext& shard, const std::string& namespace_id,
       const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
       const std::string& previous_run_id,
-      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr,
+      const ParentInfo* parent = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Starts a run under the id policies, with the workflow id's lock held; `signal` becomes
-  // its first event after WorkflowExecutionStarted.
+  // its first event after WorkflowExecutionStarted; `parent` makes it a child.
   absl::StatusOr<wsv1::StartWorkflowExecutionResponse> StartLocked(
       WorkflowContext* ctx, const std::string& namespace_id,
       const wsv1::StartWorkflowExecutionRequest& request,
-      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
+      const ParentInfo* parent = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+  // Terminates a run (empty run id: the current one). A non-empty `first_run_id` requires
+  // the run to belong to the chain that run started; `parent` requires it to be that run's
+  // child.
+  absl::Status TerminateRun(const std::string& namespace_id, const std::string& workflow_id,
+                            const std::string& run_id, const std::string& first_run_id,
+                            const std::string& reason,
+                            const temporal::api::common::v1::Payloads& details,
+                            const std::string& identity,
+                            const temporal::api::common::v1::WorkflowExecution* parent);
+  // One event of a run's history.
+  absl::StatusOr<HistoryEvent> ReadEvent(const v1::RunKey& run, int64_t event_id);
+
+  // Child workflows (children.cc).
+  // Starts the child a StartChildWorkflowExecution command asked for and records the outcome
+  // on the parent (a transfer task of the parent).
+  absl::Status ProcessStartChild(const v1::TransferTask& task);
+  // Tells a closed child's parent how its chain ended (the child's close transfer task).
+  absl::Status ProcessChildClosed(const v1::TransferTask& task);
+  // Terminates or asks to cancel a closed parent's child, as its parent close policy says.
+  absl::Status ApplyParentClosePolicy(const v1::RunKey& parent,
+                                      const v1::ChildExecutionInfo& child);
 
   // Signals and cancels (messages.cc).
   // Records a signal on a run (empty run id: the current one); its request id
@@ -297,7 +318,7 @@ class HistoryEngine final : public HistoryClient {
   absl::Status CancelRun(const std::string& namespace_id, const std::string& workflow_id,
                          const std::string& run_id,
                          temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes attrs,
-                         bool child_only);
+                         bool child_only, const std::string& first_run_id = "");
   // Delivers a SignalExternalWorkflowExecution or RequestCancelExternalWorkflowExecution
   // command (a transfer task) and records the outcome on the sending run.
   absl::Status ProcessExternalRequest(const v1::TransferTask& task);

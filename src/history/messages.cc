@@ -132,7 +132,7 @@ absl::Status HistoryEngine::SignalRun(const std::string& namespace_id,
 absl::Status HistoryEngine::CancelRun(const std::string& namespace_id,
                                       const std::string& workflow_id, const std::string& run_id,
                                       WorkflowExecutionCancelRequestedEventAttributes attrs,
-                                      bool child_only) {
+                                      bool child_only, const std::string& first_run_id) {
   auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
   if (!resolved.ok()) return resolved.status();
   const absl::Time now = clock_->Now();
@@ -140,6 +140,10 @@ absl::Status HistoryEngine::CancelRun(const std::string& namespace_id,
                    [&](v1::MutableState* ms, Effects* fx, bool* write) {
                      if (!IsRunning(*ms)) {
                        return WorkflowNotFound("workflow execution already completed");
+                     }
+                     if (!first_run_id.empty() &&
+                         ms->execution().first_execution_run_id() != first_run_id) {
+                       return WorkflowNotFound("workflow execution not found in the chain");
                      }
                      if (child_only && (ms->execution().parent_workflow_id() !=
                                             attrs.external_workflow_execution().workflow_id() ||

@@ -186,8 +186,14 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
     case v1::TransferTask::KIND_CANCEL_EXECUTION:
       st = ProcessExternalRequest(task);
       break;
+    case v1::TransferTask::KIND_START_CHILD:
+      st = ProcessStartChild(task);
+      break;
     case v1::TransferTask::KIND_CLOSE_EXECUTION:
-      // Nothing to notify yet: parents, children and retention arrive with their features.
+      st = ProcessChildClosed(task);  // written only for runs with a parent
+      break;
+    case v1::TransferTask::KIND_PARENT_CLOSE_POLICY:
+      st = ApplyParentClosePolicy(task.run(), task.child());
       break;
     default:
       spdlog::warn("dropping transfer task of unknown kind {}", static_cast<int>(task.kind()));

@@ -97,8 +97,25 @@ void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableSta
   ms->clear_signals_requested();
   ms->clear_cancels_requested();
   ms->clear_sticky();
-  // No close task yet: with no parent to notify and no retention to apply it would be a
-  // certain no-op, and a written task costs a row and its deletion.
+  // A child tells its parent how it closed (BuildSuccessorRun takes this back when the
+  // chain goes on). Runs without a parent write no close task: it would be a certain no-op.
+  if (!info->parent_workflow_id().empty()) {
+    v1::TransferTask t;
+    t.set_kind(v1::TransferTask::KIND_CLOSE_EXECUTION);
+    *t.mutable_run() = RunOf(*ms);
+    fx->transfer_tasks.push_back(std::move(t));
+  }
+  // The run's children get its parent close policy, each from a task of its own.
+  for (auto& [id, child] : *ms->mutable_children()) {
+    if (child.parent_close_policy() == enums::PARENT_CLOSE_POLICY_ABANDON) continue;
+    v1::TransferTask t;
+    t.set_kind(v1::TransferTask::KIND_PARENT_CLOSE_POLICY);
+    *t.mutable_run() = RunOf(*ms);
+    t.set_scheduled_event_id(id);
+    *t.mutable_child() = std::move(child);
+    fx->transfer_tasks.push_back(std::move(t));
+  }
+  ms->clear_children();
   fx->closed = true;
 }
 
@@ -197,64 +214,117 @@ void SetActivityStartedId(HistoryEvent* e, int64_t started_id) {
   }
 }
 
-// Writes buffered events in arrival order. An activity's Started event comes first in its
-// pair, so its id is known when the terminal event that names it is written.
-int FlushBuffered(v1::MutableState* ms, Effects* fx) {
-  const int n = ms->buffered_events_size();
-  if (n == 0) return 0;
-  std::map<int64_t, int64_t> started_by_scheduled;
-  auto buffered = std::move(*ms->mutable_buffered_events());
-  ms->clear_buffered_events();
-  for (auto& e : buffered) {
+// The initiated event id a child's terminal event names; 0 for any other event.
+int64_t ChildTerminalInitiatedId(const HistoryEvent& e) {
+  switch (e.event_type()) {
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+      return e.child_workflow_execution_completed_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+      return e.child_workflow_execution_failed_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+      return e.child_workflow_execution_canceled_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+      return e.child_workflow_execution_timed_out_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+      return e.child_workflow_execution_terminated_event_attributes().initiated_event_id();
+    default:
+      return 0;
+  }
+}
+
+void SetChildStartedId(HistoryEvent* e, int64_t started_id) {
+  switch (e->event_type()) {
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+      e->mutable_child_workflow_execution_completed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+      e->mutable_child_workflow_execution_failed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+      e->mutable_child_workflow_execution_canceled_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+      e->mutable_child_workflow_execution_timed_out_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+      e->mutable_child_workflow_execution_terminated_event_attributes()->set_started_event_id(started_id);
+      break;
+    default:
+      break;
+  }
+}
+
+int64_t ActivityTerminalScheduledId(const HistoryEvent& e) {
+  switch (e.event_type()) {
+    case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+      return e.activity_task_completed_event_attributes().scheduled_event_id();
+    case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
+      return e.activity_task_failed_event_attributes().scheduled_event_id();
+    case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+      return e.activity_task_timed_out_event_attributes().scheduled_event_id();
+    case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
+      return e.activity_task_canceled_event_attributes().scheduled_event_id();
+    default:
+      return 0;
+  }
+}
+
+// Writes events from outside a workflow task in arrival order. A Started event (of an
+// activity or a child) comes before the terminal event that names it, so its id is known
+// when that event is written; a child's Started id is also kept in its pending info.
+void AppendInOrder(google::protobuf::RepeatedPtrField<HistoryEvent> events, v1::MutableState* ms,
+                   Effects* fx) {
+  std::map<int64_t, int64_t> activity_started;  // by scheduled event id
+  std::map<int64_t, int64_t> child_started;     // by initiated event id
+  for (auto& e : events) {
     if (e.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_STARTED) {
       const int64_t sched = e.activity_task_started_event_attributes().scheduled_event_id();
-      started_by_scheduled[sched] = Append(std::move(e), ms, fx);
+      activity_started[sched] = Append(std::move(e), ms, fx);
       continue;
     }
-    int64_t sched = 0;
-    switch (e.event_type()) {
-      case enums::EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-        sched = e.activity_task_completed_event_attributes().scheduled_event_id();
-        break;
-      case enums::EVENT_TYPE_ACTIVITY_TASK_FAILED:
-        sched = e.activity_task_failed_event_attributes().scheduled_event_id();
-        break;
-      case enums::EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-        sched = e.activity_task_timed_out_event_attributes().scheduled_event_id();
-        break;
-      case enums::EVENT_TYPE_ACTIVITY_TASK_CANCELED:
-        sched = e.activity_task_canceled_event_attributes().scheduled_event_id();
-        break;
-      default:
-        break;
+    if (e.event_type() == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED) {
+      const int64_t init = e.child_workflow_execution_started_event_attributes().initiated_event_id();
+      const int64_t id = Append(std::move(e), ms, fx);
+      child_started[init] = id;
+      auto it = ms->mutable_children()->find(init);
+      if (it != ms->mutable_children()->end()) it->second.set_started_event_id(id);
+      continue;
     }
-    if (auto it = started_by_scheduled.find(sched); sched != 0 && it != started_by_scheduled.end()) {
-      SetActivityStartedId(&e, it->second);
+    if (const int64_t sched = ActivityTerminalScheduledId(e); sched != 0) {
+      if (auto it = activity_started.find(sched); it != activity_started.end()) {
+        SetActivityStartedId(&e, it->second);
+      }
+    } else if (const int64_t init = ChildTerminalInitiatedId(e); init != 0) {
+      if (auto it = child_started.find(init); it != child_started.end()) {
+        SetChildStartedId(&e, it->second);
+      }
     }
     Append(std::move(e), ms, fx);
   }
+}
+
+// Writes buffered events in arrival order (see AppendInOrder).
+int FlushBuffered(v1::MutableState* ms, Effects* fx) {
+  const int n = ms->buffered_events_size();
+  if (n == 0) return 0;
+  auto buffered = std::move(*ms->mutable_buffered_events());
+  ms->clear_buffered_events();
+  AppendInOrder(std::move(buffered), ms, fx);
   return n;
 }
 
 // Adds events that come from outside the workflow task (activity results, fired timers,
 // ...): buffered while a workflow task is in flight, otherwise written, and a workflow task
-// is scheduled so the worker sees them. An activity Started event followed by its terminal
-// event has its id patched into the latter.
+// is scheduled so the worker sees them.
 void AddExternalEvents(std::vector<HistoryEvent> events, absl::Time now, v1::MutableState* ms,
                        Effects* fx) {
   if (MustBuffer(*ms)) {
     for (auto& e : events) *ms->add_buffered_events() = std::move(e);
     return;
   }
-  int64_t started_id = 0;
-  for (auto& e : events) {
-    if (e.event_type() == enums::EVENT_TYPE_ACTIVITY_TASK_STARTED) {
-      started_id = Append(std::move(e), ms, fx);
-      continue;
-    }
-    if (started_id != 0) SetActivityStartedId(&e, started_id);
-    Append(std::move(e), ms, fx);
-  }
+  google::protobuf::RepeatedPtrField<HistoryEvent> list;
+  for (auto& e : events) *list.Add() = std::move(e);
+  AppendInOrder(std::move(list), ms, fx);
   ScheduleWorkflowTask(now, ms, fx);
 }
 
@@ -534,8 +604,13 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (exec_timeout > absl::ZeroDuration()) *info->mutable_execution_timeout() = ToProto(exec_timeout);
   if (run_timeout > absl::ZeroDuration()) *info->mutable_run_timeout() = ToProto(run_timeout);
   *info->mutable_task_timeout() = ToProto(task_timeout);
-  const absl::Duration delay = std::max(absl::ZeroDuration(),
-                                       FromProto(request.workflow_start_delay()));
+  absl::Duration delay = std::max(absl::ZeroDuration(), FromProto(request.workflow_start_delay()));
+  if (!request.cron_schedule().empty()) {
+    // A cron workflow's first run waits for the schedule's first time.
+    delay = std::max(delay, internal::CronBackoff(request.cron_schedule(), params.now, params.now)
+                                .value_or(absl::ZeroDuration()));
+    info->set_cron_schedule(request.cron_schedule());
+  }
   *info->mutable_start_time() = ToProto(params.now);
   *info->mutable_execution_time() = ToProto(params.now + delay);
   info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
@@ -546,6 +621,18 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (request.has_retry_policy()) *info->mutable_retry_policy() = request.retry_policy();
   if (exec_timeout > absl::ZeroDuration()) {
     *info->mutable_execution_expiration_time() = ToProto(params.now + exec_timeout);
+  }
+  if (params.parent != nullptr) {
+    const ParentInfo& p = *params.parent;
+    info->set_parent_namespace_id(p.namespace_id);
+    info->set_parent_workflow_id(p.workflow_id);
+    info->set_parent_run_id(p.run_id);
+    info->set_parent_initiated_event_id(p.initiated_event_id);
+    info->set_root_workflow_id(p.root_workflow_id);
+    info->set_root_run_id(p.root_run_id);
+  } else {
+    info->set_root_workflow_id(request.workflow_id());
+    info->set_root_run_id(params.run_id);
   }
 
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, params.now);
@@ -570,6 +657,16 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
     *a->mutable_workflow_execution_expiration_time() = ToProto(params.now + exec_timeout);
   }
   a->set_workflow_id(request.workflow_id());
+  if (params.parent != nullptr) {
+    const ParentInfo& p = *params.parent;
+    a->set_parent_workflow_namespace(p.namespace_name);
+    a->set_parent_workflow_namespace_id(p.namespace_id);
+    a->mutable_parent_workflow_execution()->set_workflow_id(p.workflow_id);
+    a->mutable_parent_workflow_execution()->set_run_id(p.run_id);
+    a->set_parent_initiated_event_id(p.initiated_event_id);
+  }
+  a->mutable_root_workflow_execution()->set_workflow_id(info->root_workflow_id());
+  a->mutable_root_workflow_execution()->set_run_id(info->root_run_id());
   if (request.has_priority()) *a->mutable_priority() = request.priority();
   if (delay > absl::ZeroDuration()) *a->mutable_first_workflow_task_backoff() = ToProto(delay);
   if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
@@ -609,13 +706,30 @@ void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl
   FlushBuffered(ms, fx);
   enums::RetryState retry_state = enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
   std::optional<absl::Duration> backoff;
-  if (chain.started_event != nullptr) backoff = WorkflowRetry(*ms, nullptr, now, &retry_state);
+  std::optional<absl::Duration> cron;
+  const auto& info = ms->execution();
+  const bool expired = info.has_execution_expiration_time() &&
+                       FromProto(info.execution_expiration_time()) <= now;
+  if (chain.started_event != nullptr) {
+    backoff = WorkflowRetry(*ms, nullptr, now, &retry_state);
+    // A run past its retries goes on as the cron's next run, unless the chain expired.
+    if (!backoff.has_value() && !expired) {
+      cron = internal::CronBackoff(info.cron_schedule(), FromProto(info.execution_time()), now);
+    }
+  }
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT, now);
   e.mutable_workflow_execution_timed_out_event_attributes()->set_retry_state(retry_state);
   Append(std::move(e), ms, fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_TIMED_OUT, now, ms, fx);
   if (backoff.has_value()) {
     BuildSuccessorRun(RetrySuccessor(chain, nullptr, *backoff), chain, now, ms, fx);
+  } else if (cron.has_value()) {
+    api::failure::v1::Failure timeout;
+    timeout.set_message("workflow timeout");
+    timeout.set_source("Server");
+    timeout.mutable_timeout_failure_info()->set_timeout_type(enums::TIMEOUT_TYPE_START_TO_CLOSE);
+    BuildSuccessorRun(internal::CronSuccessor(chain, nullptr, &timeout, *cron), chain, now, ms,
+                      fx);
   }
 }
 
@@ -686,6 +800,126 @@ void CompleteExternalCancel(const HistoryEvent& initiated,
   std::vector<HistoryEvent> events;
   events.push_back(std::move(e));
   AddExternalEvents(std::move(events), now, ms, fx);
+}
+
+bool RecordChildStarted(const HistoryEvent& initiated, const std::string& run_id, absl::Time now,
+                        v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms)) return false;
+  auto it = ms->mutable_children()->find(initiated.event_id());
+  if (it == ms->mutable_children()->end() || !it->second.run_id().empty()) return false;
+  it->second.set_run_id(run_id);
+  const auto& in = initiated.start_child_workflow_execution_initiated_event_attributes();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED, now);
+  auto* a = e.mutable_child_workflow_execution_started_event_attributes();
+  a->set_namespace_(in.namespace_());
+  a->set_namespace_id(in.namespace_id());
+  a->set_initiated_event_id(initiated.event_id());
+  a->mutable_workflow_execution()->set_workflow_id(in.workflow_id());
+  a->mutable_workflow_execution()->set_run_id(run_id);
+  *a->mutable_workflow_type() = in.workflow_type();
+  if (in.has_header()) *a->mutable_header() = in.header();
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+  return true;
+}
+
+bool RecordStartChildFailed(const HistoryEvent& initiated,
+                            enums::StartChildWorkflowExecutionFailedCause cause, absl::Time now,
+                            v1::MutableState* ms, Effects* fx) {
+  if (!IsRunning(*ms)) return false;
+  auto it = ms->mutable_children()->find(initiated.event_id());
+  if (it == ms->mutable_children()->end() || !it->second.run_id().empty()) return false;
+  ms->mutable_children()->erase(it);
+  const auto& in = initiated.start_child_workflow_execution_initiated_event_attributes();
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED, now);
+  auto* a = e.mutable_start_child_workflow_execution_failed_event_attributes();
+  a->set_namespace_(in.namespace_());
+  a->set_namespace_id(in.namespace_id());
+  a->set_workflow_id(in.workflow_id());
+  *a->mutable_workflow_type() = in.workflow_type();
+  a->set_cause(cause);
+  a->set_control(in.control());
+  a->set_initiated_event_id(initiated.event_id());
+  a->set_workflow_task_completed_event_id(in.workflow_task_completed_event_id());
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+  return true;
+}
+
+bool RecordChildClosed(int64_t initiated_event_id, const api::common::v1::WorkflowExecution& child,
+                       const std::string& child_first_run_id, const HistoryEvent& close_event,
+                       const HistoryEvent* initiated, absl::Time now, v1::MutableState* ms,
+                       Effects* fx) {
+  if (!IsRunning(*ms)) return false;
+  auto it = ms->mutable_children()->find(initiated_event_id);
+  if (it == ms->mutable_children()->end() || it->second.workflow_id() != child.workflow_id()) {
+    return false;
+  }
+  if (it->second.run_id().empty()) {
+    // The child ran to its end before its start was recorded: record it now.
+    if (initiated == nullptr) return false;
+    if (!RecordChildStarted(*initiated, child_first_run_id, now, ms, fx)) return false;
+    it = ms->mutable_children()->find(initiated_event_id);
+  } else if (!child_first_run_id.empty() && it->second.run_id() != child_first_run_id) {
+    return false;  // another workflow that reused the child's id
+  }
+  const v1::ChildExecutionInfo info = it->second;
+  ms->mutable_children()->erase(it);
+  HistoryEvent e;
+  // Every child terminal event has the same five fields besides its own.
+  auto fill = [&](auto* a) {
+    a->set_namespace_(info.namespace_());
+    a->set_namespace_id(info.namespace_id());
+    *a->mutable_workflow_execution() = child;
+    a->mutable_workflow_type()->set_name(info.workflow_type());
+    a->set_initiated_event_id(initiated_event_id);
+    a->set_started_event_id(info.started_event_id());  // 0 while Started is buffered: patched
+  };
+  switch (close_event.event_type()) {
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: {
+      e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED, now);
+      auto* a = e.mutable_child_workflow_execution_completed_event_attributes();
+      fill(a);
+      const auto& c = close_event.workflow_execution_completed_event_attributes();
+      if (c.has_result()) *a->mutable_result() = c.result();
+      break;
+    }
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
+      e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED, now);
+      auto* a = e.mutable_child_workflow_execution_failed_event_attributes();
+      fill(a);
+      const auto& c = close_event.workflow_execution_failed_event_attributes();
+      *a->mutable_failure() = c.failure();
+      a->set_retry_state(c.retry_state());
+      break;
+    }
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: {
+      e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED, now);
+      auto* a = e.mutable_child_workflow_execution_canceled_event_attributes();
+      fill(a);
+      const auto& c = close_event.workflow_execution_canceled_event_attributes();
+      if (c.has_details()) *a->mutable_details() = c.details();
+      break;
+    }
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: {
+      e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT, now);
+      auto* a = e.mutable_child_workflow_execution_timed_out_event_attributes();
+      fill(a);
+      a->set_retry_state(close_event.workflow_execution_timed_out_event_attributes().retry_state());
+      break;
+    }
+    default: {
+      e = NewEvent(enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED, now);
+      fill(e.mutable_child_workflow_execution_terminated_event_attributes());
+      break;
+    }
+  }
+  std::vector<HistoryEvent> events;
+  events.push_back(std::move(e));
+  AddExternalEvents(std::move(events), now, ms, fx);
+  return true;
 }
 
 void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx) {

@@ -81,6 +81,18 @@ struct Limits {
   int64_t blob_size_error = 2 * 1024 * 1024;
   int max_in_flight_updates = 10;   // admitted or accepted, not yet completed, per run
   int max_total_updates = 2000;     // distinct updates a run may receive
+  int max_pending_children = 2000;  // child workflows started and not yet closed, per run
+};
+
+// A child's parent, as the child's runs record it.
+struct ParentInfo {
+  std::string namespace_name;
+  std::string namespace_id;
+  std::string workflow_id;
+  std::string run_id;
+  int64_t initiated_event_id = 0;  // the parent's StartChildWorkflowExecutionInitiated
+  std::string root_workflow_id;    // the root of the parent's own tree
+  std::string root_run_id;
 };
 
 struct StartParams {
@@ -90,6 +102,8 @@ struct StartParams {
   absl::Time now;
   // Signal-with-start: the signal, recorded right after WorkflowExecutionStarted.
   const api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr;
+  // A child workflow: its parent.
+  const ParentInfo* parent = nullptr;
 };
 
 // Builds a new run's state from a start request and schedules its first workflow task.
@@ -151,6 +165,9 @@ struct CompletionContext {
   // Updates admitted that this task did not carry: they refuse a command that closes the
   // run, and get a workflow task of their own after this one.
   bool updates_waiting = false;
+  // The ids of the namespaces the completion's StartChildWorkflowExecution commands name,
+  // by name; a name missing here does not exist.
+  std::map<std::string, std::string> namespace_ids;
 };
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
@@ -228,8 +245,28 @@ void CompleteExternalCancel(const HistoryEvent& initiated,
                             api::enums::v1::CancelExternalWorkflowExecutionFailedCause cause,
                             absl::Time now, v1::MutableState* ms, Effects* fx);
 
-// Closes the run as timed out when its run timeout fires; a retry policy may start a
-// successor unless the whole chain's execution timeout has passed.
+// Child workflows, as their parent records them. Each returns false, changing nothing, when
+// the child is no longer pending in the run (or the run is closed). `initiated` is the
+// child's StartChildWorkflowExecutionInitiated event.
+//
+// The child started: ChildWorkflowExecutionStarted (`run_id` is its first run).
+bool RecordChildStarted(const HistoryEvent& initiated, const std::string& run_id, absl::Time now,
+                        v1::MutableState* ms, Effects* fx);
+// The child could not start: StartChildWorkflowExecutionFailed with `cause`.
+bool RecordStartChildFailed(const HistoryEvent& initiated,
+                            api::enums::v1::StartChildWorkflowExecutionFailedCause cause,
+                            absl::Time now, v1::MutableState* ms, Effects* fx);
+// The child's chain closed with `close_event` (its last run is `child`): the matching
+// ChildWorkflowExecution{Completed,Failed,Canceled,TimedOut,Terminated} event. When the
+// child's start is not yet recorded it is recorded first (its first run is
+// `child_first_run_id`); `initiated` is needed only then and may be null otherwise.
+bool RecordChildClosed(int64_t initiated_event_id, const api::common::v1::WorkflowExecution& child,
+                       const std::string& child_first_run_id, const HistoryEvent& close_event,
+                       const HistoryEvent* initiated, absl::Time now, v1::MutableState* ms,
+                       Effects* fx);
+
+// Closes the run as timed out when its run timeout fires; a retry policy (or else a cron
+// schedule) may start a successor unless the whole chain's execution timeout has passed.
 void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl::Time now,
                      v1::MutableState* ms, Effects* fx);
 

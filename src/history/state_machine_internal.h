@@ -102,6 +102,7 @@ struct SuccessorSpec {
   std::optional<api::common::v1::SearchAttributes> search_attributes;
   std::optional<api::common::v1::Header> header;
   std::optional<api::common::v1::RetryPolicy> retry_policy;
+  std::optional<std::string> cron_schedule;  // empty: the successor has none
 
   // What the successor's started event reports of its predecessor. Unset: nothing.
   std::optional<api::failure::v1::Failure> continued_failure;
@@ -113,6 +114,20 @@ struct SuccessorSpec {
 // run itself was given. Requires chain.started_event.
 SuccessorSpec RetrySuccessor(const ChainContext& chain, const api::failure::v1::Failure* failure,
                              absl::Duration backoff);
+
+// The delay before a cron workflow's next run, counted from `now`, when its current run
+// (whose first workflow task was due at `scheduled`) closes: the schedule's first time after
+// `scheduled` that is not before `now`, in whole seconds rounded up, as Temporal computes it.
+// nullopt when `cron` is empty, malformed or has no time left.
+std::optional<absl::Duration> CronBackoff(const std::string& cron, absl::Time scheduled,
+                                          absl::Time now);
+
+// The spec of the cron's next run after the closing one: a fresh attempt that gets the
+// closing run's result as its last completion result, or, after a failure or timeout, the
+// failure and the last completion result the closing run was given. Requires
+// chain.started_event.
+SuccessorSpec CronSuccessor(const ChainContext& chain, const api::common::v1::Payloads* result,
+                            const api::failure::v1::Failure* failure, absl::Duration backoff);
 
 // Starts the successor of the run that closed in this mutation and links the two.
 //
@@ -180,6 +195,8 @@ std::optional<CommandError> HandleFailWorkflowExecution(const api::command::v1::
 std::optional<CommandError> HandleCancelWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);
 std::optional<CommandError> HandleContinueAsNewWorkflowExecution(
+    const api::command::v1::Command& command, CommandContext* ctx);
+std::optional<CommandError> HandleStartChildWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);
 std::optional<CommandError> HandleSignalExternalWorkflowExecution(
     const api::command::v1::Command& command, CommandContext* ctx);

@@ -1,5 +1,5 @@
-// Runs that succeed another in its chain: a retry of a failed or timed-out run, or a
-// continue-as-new; cron later. They differ only in their SuccessorSpec.
+// Runs that succeed another in its chain: a retry of a failed or timed-out run, a
+// continue-as-new, or a cron workflow's next run. They differ only in their SuccessorSpec.
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +8,7 @@
 
 #include "history/state_machine.h"
 #include "history/state_machine_internal.h"
+#include "scheduler/schedule_spec.h"
 
 namespace almanac::history::internal {
 
@@ -102,6 +103,40 @@ SuccessorSpec RetrySuccessor(const ChainContext& chain, const Failure* failure,
   return spec;
 }
 
+std::optional<absl::Duration> CronBackoff(const std::string& cron, absl::Time scheduled,
+                                          absl::Time now) {
+  if (cron.empty()) return std::nullopt;
+  // @every counts from the run's scheduled time, which the chain's first run set.
+  auto spec = scheduler::CompileCron(cron, absl::FromUnixSeconds(absl::ToUnixSeconds(scheduled)));
+  if (!spec.ok()) return std::nullopt;
+  absl::Time next = scheduled;
+  if (now >= scheduled) {
+    // The first time after `scheduled` that is not before `now`.
+    auto found = spec->Next(std::max(scheduled, now - absl::Nanoseconds(1)));
+    if (!found.has_value()) return std::nullopt;
+    next = *found;
+  }
+  return absl::Seconds(std::ceil(absl::ToDoubleSeconds(next - now)));
+}
+
+SuccessorSpec CronSuccessor(const ChainContext& chain, const api::common::v1::Payloads* result,
+                            const Failure* failure, absl::Duration backoff) {
+  SuccessorSpec spec;
+  spec.initiator = enums::CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE;
+  spec.backoff = backoff;
+  if (failure != nullptr) {
+    spec.continued_failure = *failure;
+    // A failed run passes on the result its own run was given.
+    const auto& started = chain.started_event->workflow_execution_started_event_attributes();
+    if (started.has_last_completion_result()) {
+      spec.last_completion_result = started.last_completion_result();
+    }
+  } else if (result != nullptr) {
+    spec.last_completion_result = *result;
+  }
+  return spec;
+}
+
 void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, absl::Time now,
                        v1::MutableState* ms, Effects* fx) {
   HistoryEvent& closing = fx->events.back();
@@ -156,10 +191,22 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
   } else if (old.has_retry_policy()) {
     *info->mutable_retry_policy() = old.retry_policy();
   }
-  // A successor of a child is the same child to its parent.
+  info->set_cron_schedule(spec.cron_schedule.value_or(old.cron_schedule()));
+  // A successor of a child is the same child to its parent, and in the same tree.
   info->set_parent_namespace_id(old.parent_namespace_id());
   info->set_parent_workflow_id(old.parent_workflow_id());
   info->set_parent_run_id(old.parent_run_id());
+  info->set_parent_initiated_event_id(old.parent_initiated_event_id());
+  // A run with no parent is its own root; a child's successor stays in its parent's tree.
+  const bool child = !old.parent_workflow_id().empty();
+  info->set_root_workflow_id(child ? old.root_workflow_id() : old.workflow_id());
+  info->set_root_run_id(child ? old.root_run_id() : chain.next_run_id);
+  // The chain goes on: the parent hears of it only when its last run closes.
+  const v1::RunKey closing_run = RunOf(*ms);
+  std::erase_if(fx->transfer_tasks, [&](const v1::TransferTask& t) {
+    return t.kind() == v1::TransferTask::KIND_CLOSE_EXECUTION &&
+           t.run().run_id() == closing_run.run_id();
+  });
 
   // The started event repeats the predecessor's, with what the spec changes.
   HistoryEvent started = *chain.started_event;
@@ -215,6 +262,9 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
       a->clear_retry_policy();
     }
   }
+  a->set_cron_schedule(info->cron_schedule());
+  a->mutable_root_workflow_execution()->set_workflow_id(info->root_workflow_id());
+  a->mutable_root_workflow_execution()->set_run_id(info->root_run_id());
   a->set_attempt(info->attempt());
   a->set_continued_execution_run_id(old.run_id());
   a->set_original_execution_run_id(chain.next_run_id);

@@ -223,7 +223,7 @@ class SqlShardStore final : public ShardStore {
 };
 
 // The kinds of a run's pending items, each stored as a row of execution_items. Numbers are
-// stored: never reuse one. Children join here.
+// stored: never reuse one.
 enum class ItemKind : int64_t {
   kActivity = 1,
   kTimer = 2,
@@ -231,6 +231,7 @@ enum class ItemKind : int64_t {
   kSignalRequested = 4,  // a signal this run sends to another workflow
   kCancelRequested = 5,  // a cancellation this run asks of another workflow
   kUpdate = 6,           // an accepted update
+  kChild = 7,            // a child workflow this run started
 };
 
 // The execution row: the state without its pending items.
@@ -293,6 +294,8 @@ std::vector<ItemWrite> ItemWrites(const v1::MutableState* base, const v1::Mutabl
             state.signals_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
   DiffItems(ItemKind::kCancelRequested, diff ? &base->cancels_requested() : nullptr,
             state.cancels_requested(), [](int64_t k) { return absl::StrCat(k); }, &out);
+  DiffItems(ItemKind::kChild, diff ? &base->children() : nullptr, state.children(),
+            [](int64_t k) { return absl::StrCat(k); }, &out);
   // Buffered events are appended, then flushed all at once: rows by position.
   const int before = diff ? base->buffered_events_size() : 0;
   for (int i = 0; i < state.buffered_events_size(); ++i) {
@@ -497,7 +500,7 @@ class SqlExecutionStore final : public ExecutionStore {
     const bool only_updates_left =
         closed && state.activities().empty() && state.timers().empty() &&
         state.buffered_events().empty() && state.signals_requested().empty() &&
-        state.cancels_requested().empty();
+        state.cancels_requested().empty() && state.children().empty();
     if (only_updates_left && base != nullptr) {
       // Updates outlive the run (a repeated update gets its outcome); nothing else does.
       absl::Status st = conn.Exec(
@@ -627,6 +630,12 @@ class SqlExecutionStore final : public ExecutionStore {
                             ? state->mutable_signals_requested()
                             : state->mutable_cancels_requested();
             (*map)[r->initiated_event_id()] = std::move(*r);
+            break;
+          }
+          case ItemKind::kChild: {
+            auto c = ParseRecord<v1::ChildExecutionInfo>(item[2], "child");
+            if (!c.ok()) return c.status();
+            (*state->mutable_children())[c->initiated_event_id()] = std::move(*c);
             break;
           }
           case ItemKind::kUpdate: {
