@@ -3,6 +3,8 @@ workflow sandbox re-imports a workflow's module for every run it starts."""
 
 from __future__ import annotations
 
+import asyncio
+
 from temporalio import workflow
 
 
@@ -63,3 +65,40 @@ class DelayedWorkflow:
 
 
 WORKFLOWS.append(DelayedWorkflow)
+
+
+@workflow.defn
+class NappingChild:
+    """Sleeps `seconds` (a durable timer), then returns `value` doubled."""
+
+    @workflow.run
+    async def run(self, value: int, seconds: float) -> int:
+        await workflow.sleep(seconds)
+        return value * 2
+
+
+@workflow.defn
+class TwoChildrenParent:
+    """Starts two children at once and returns their results, in order."""
+
+    @workflow.run
+    async def run(self, base: int) -> list[int]:
+        me = workflow.info().workflow_id
+        first = workflow.execute_child_workflow(NappingChild.run, args=[base, 1.0],
+                                                id=f"{me}-a")
+        second = workflow.execute_child_workflow(NappingChild.run, args=[base + 1, 2.0],
+                                                 id=f"{me}-b")
+        return list(await asyncio.gather(first, second))
+
+
+@workflow.defn
+class CountingCron:
+    """A cron workflow's run: one more than the last run's result (0 before any)."""
+
+    @workflow.run
+    async def run(self) -> int:
+        last = workflow.get_last_completion_result(int) if workflow.has_last_completion_result() else None
+        return (last or 0) + 1
+
+
+WORKFLOWS += [NappingChild, TwoChildrenParent, CountingCron]
