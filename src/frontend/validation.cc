@@ -71,9 +71,6 @@ absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkfl
   if (r.request_id().size() > limits.max_id_length) {
     return absl::InvalidArgumentError("RequestId exceeds length limit.");
   }
-  if (!r.cron_schedule().empty() && !scheduler::CompileCron(r.cron_schedule()).ok()) {
-    return absl::InvalidArgumentError("invalid CronSchedule.");
-  }
   if (r.has_workflow_start_delay()) {
     if (!r.cron_schedule().empty()) {
       return absl::InvalidArgumentError(
@@ -82,6 +79,9 @@ absl::Status ValidateStart(const temporal::api::workflowservice::v1::StartWorkfl
     if (r.workflow_start_delay().seconds() < 0 || r.workflow_start_delay().nanos() < 0) {
       return absl::InvalidArgumentError("An invalid WorkflowStartDelaySeconds is set on request.");
     }
+  }
+  if (!r.cron_schedule().empty() && !scheduler::CompileCron(r.cron_schedule()).ok()) {
+    return absl::InvalidArgumentError("invalid CronSchedule.");
   }
   return absl::OkStatus();
 }

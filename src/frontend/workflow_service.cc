@@ -3,7 +3,9 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/ids.h"
@@ -29,6 +31,49 @@ absl::Time DeadlineOf(CallbackServerContext* ctx, absl::Time now) {
   const absl::Time deadline = absl::FromChrono(ctx->deadline());
   if (deadline > now + absl::Hours(1)) return now + kDefaultPollWindow;
   return deadline;
+}
+
+// Rewrites the close event of a run that a successor followed (a completed cron run, a
+// failed or timed-out run that was retried) as WorkflowExecutionContinuedAsNew naming the
+// successor, with the result or failure it carried. Other events are left alone.
+void ShowAsContinuedAsNew(temporal::api::history::v1::HistoryEvent* e) {
+  temporal::api::history::v1::WorkflowExecutionContinuedAsNewEventAttributes shown;
+  switch (e->event_type()) {
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED: {
+      const auto& a = e->workflow_execution_completed_event_attributes();
+      if (a.new_execution_run_id().empty()) return;
+      shown.set_new_execution_run_id(a.new_execution_run_id());
+      if (a.has_result()) *shown.mutable_last_completion_result() = a.result();
+      break;
+    }
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: {
+      const auto& a = e->workflow_execution_failed_event_attributes();
+      if (a.new_execution_run_id().empty()) return;
+      shown.set_new_execution_run_id(a.new_execution_run_id());
+      *shown.mutable_failure() = a.failure();
+      break;
+    }
+    case enums::EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: {
+      const auto& a = e->workflow_execution_timed_out_event_attributes();
+      if (a.new_execution_run_id().empty()) return;
+      shown.set_new_execution_run_id(a.new_execution_run_id());
+      auto* f = shown.mutable_failure();
+      f->set_message("workflow timeout");
+      f->set_source("Server");
+      f->mutable_timeout_failure_info()->set_timeout_type(enums::TIMEOUT_TYPE_START_TO_CLOSE);
+      break;
+    }
+    default:
+      return;
+  }
+  temporal::api::history::v1::HistoryEvent fake;
+  fake.set_event_id(e->event_id());
+  *fake.mutable_event_time() = e->event_time();
+  fake.set_event_type(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW);
+  fake.set_version(e->version());
+  fake.set_task_id(e->task_id());
+  *fake.mutable_workflow_execution_continued_as_new_event_attributes() = std::move(shown);
+  *e = std::move(fake);
 }
 
 // A long poll: answered once from whichever thread has the answer; tells matching when the
@@ -293,6 +338,24 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     });
   }
 
+  ServerUnaryReactor* ResetWorkflowExecution(CallbackServerContext* ctx,
+                                             const ws::ResetWorkflowExecutionRequest* req,
+                                             ws::ResetWorkflowExecutionResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateExecution(req->workflow_execution(), limits_);
+      if (!st.ok()) return st;
+      if (req->request_id().size() > limits_.max_id_length) {
+        return absl::InvalidArgumentError("RequestId exceeds length limit.");
+      }
+      auto r = history_->ResetWorkflowExecution(*ns, *req);
+      if (!r.ok()) return r.status();
+      *resp = std::move(*r);
+      return absl::OkStatus();
+    });
+  }
+
   ServerUnaryReactor* DescribeWorkflowExecution(CallbackServerContext* ctx,
                                                 const ws::DescribeWorkflowExecutionRequest* req,
                                                 ws::DescribeWorkflowExecutionResponse* resp) override {
@@ -313,7 +376,19 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       ws::GetWorkflowExecutionHistoryResponse* resp) override {
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     const absl::Time deadline = DeadlineOf(ctx, clock_->Now()) - absl::Seconds(1);
-    executor_->Post([this, reactor, req, resp, deadline] {
+    // A client waiting for a run's close event that does not say it follows a completed or
+    // failed run to its successor is shown that close as a continue-as-new, as Temporal
+    // does for older SDKs (the Python SDK among them), so that it follows the chain.
+    const bool close_only = req->history_event_filter_type() ==
+                            temporal::api::enums::v1::HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
+    bool follows_next_run = false;
+    for (auto [it, end] = ctx->client_metadata().equal_range("supported-features"); it != end; ++it) {
+      for (absl::string_view f : absl::StrSplit(absl::string_view(it->second.data(), it->second.size()), ',')) {
+        follows_next_run = follows_next_run || absl::StripAsciiWhitespace(f) == "follows-next-run-id";
+      }
+    }
+    const bool rewrite_close = close_only && !follows_next_run;
+    executor_->Post([this, reactor, req, resp, deadline, rewrite_close] {
       auto ns = NamespaceId(req->namespace_());
       absl::Status st = ns.ok() ? ValidateExecution(req->execution(), limits_) : ns.status();
       if (!st.ok()) {
@@ -322,8 +397,12 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
       }
       history_->GetWorkflowExecutionHistory(
           *ns, *req, deadline,
-          [reactor, resp](absl::StatusOr<ws::GetWorkflowExecutionHistoryResponse> r) {
-            if (r.ok()) *resp = std::move(*r);
+          [reactor, resp, rewrite_close](absl::StatusOr<ws::GetWorkflowExecutionHistoryResponse> r) {
+            if (r.ok()) {
+              *resp = std::move(*r);
+              auto* events = resp->mutable_history()->mutable_events();
+              if (rewrite_close && !events->empty()) ShowAsContinuedAsNew(&(*events)[events->size() - 1]);
+            }
             reactor->Finish(ToGrpcStatus(r.status()));
           });
     });

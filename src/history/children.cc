@@ -27,6 +27,7 @@ namespace {
 // Who acts on children for a closed parent, and why, in Temporal's words.
 constexpr char kHistoryServiceIdentity[] = "history-service";
 constexpr char kParentClosePolicyReason[] = "by parent close policy";
+constexpr char kResetterIdentity[] = "history-resetter";
 
 }  // namespace
 
@@ -164,6 +165,12 @@ absl::Status HistoryEngine::ProcessChildClosed(const v1::TransferTask& task) {
     const v1::MutableState& ms = (*cached)->state;
     const v1::ExecutionInfo& info = ms.execution();
     if (IsRunning(ms) || info.parent_workflow_id().empty() || !ms.has_close_event()) {
+      return absl::OkStatus();
+    }
+    // A run a reset replaced is not the end of the child: the reset run goes on as it.
+    const HistoryEvent& closed = ms.close_event();
+    if (closed.event_type() == enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED &&
+        closed.workflow_execution_terminated_event_attributes().identity() == kResetterIdentity) {
       return absl::OkStatus();
     }
     parent = MakeRunKey(info.parent_namespace_id(), info.parent_workflow_id(), info.parent_run_id());

@@ -120,32 +120,12 @@ std::optional<CommandError> HandleScheduleActivityTask(const Command& command,
   ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
   *ea->mutable_retry_policy() = a.retry_policy();
   if (a.has_priority()) *ea->mutable_priority() = a.priority();
+  const v1::ActivityInfo ai = ActivityInfoOf(*ea, 0, now);
   const int64_t sched_id = Append(std::move(e), ms, ctx->fx);
 
-  v1::ActivityInfo ai;
-  ai.set_scheduled_event_id(sched_id);
-  ai.set_activity_id(a.activity_id());
-  ai.set_activity_type(a.activity_type().name());
-  ai.set_task_queue(a.task_queue().name());
-  ai.set_attempt(1);
-  *ai.mutable_scheduled_time() = ToProto(now);
-  *ai.mutable_first_scheduled_time() = ToProto(now);
-  *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
-  *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
-  *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
-  *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
-  *ai.mutable_retry_policy() = a.retry_policy();
-  ai.set_stamp(NextStamp(ms));
-  DispatchActivity(ai, *ms, ctx->fx);
-  ArmScheduleToStart(ai, now, *ms, ctx->fx);
-  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
-  if (s2c > absl::ZeroDuration()) {
-    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
-    t.set_event_id(sched_id);
-    t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
-    ctx->fx->timer_tasks.push_back(std::move(t));
-  }
-  (*ms->mutable_activities())[sched_id] = std::move(ai);
+  v1::ActivityInfo scheduled = ai;
+  scheduled.set_scheduled_event_id(sched_id);
+  AddActivity(std::move(scheduled), now, ms, ctx->fx);
   return std::nullopt;
 }
 

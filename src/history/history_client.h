@@ -74,6 +74,10 @@ class HistoryClient {
       const wsv1::RequestCancelWorkflowExecutionRequest& request) = 0;
   virtual absl::Status TerminateWorkflowExecution(
       const std::string& namespace_id, const wsv1::TerminateWorkflowExecutionRequest& request) = 0;
+  // Starts a new run from a prefix of another's history (see BuildResetRun); the current
+  // run, if running, is terminated.
+  virtual absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> ResetWorkflowExecution(
+      const std::string& namespace_id, const wsv1::ResetWorkflowExecutionRequest& request) = 0;
   virtual absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> DescribeWorkflowExecution(
       const std::string& namespace_id, const wsv1::DescribeWorkflowExecutionRequest& request) = 0;
 

@@ -108,6 +108,8 @@ class HistoryEngine final : public HistoryClient {
                                                   const std::string& workflow_id,
                                                   const std::string& run_id,
                                                   const std::string& activity_id) override;
+  absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> ResetWorkflowExecution(
+      const std::string& namespace_id, const wsv1::ResetWorkflowExecutionRequest& request) override;
   absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> DescribeWorkflowExecution(
       const std::string& namespace_id, const wsv1::DescribeWorkflowExecutionRequest& request) override;
   void GetWorkflowExecutionHistory(const std::string& namespace_id,

@@ -85,6 +85,23 @@ v1::TimerTask NewTimer(v1::TimerTask::Kind kind, absl::Time at, const v1::Mutabl
   return t;
 }
 
+int64_t ChildTerminalInitiatedId(const HistoryEvent& e) {
+  switch (e.event_type()) {
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+      return e.child_workflow_execution_completed_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+      return e.child_workflow_execution_failed_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+      return e.child_workflow_execution_canceled_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+      return e.child_workflow_execution_timed_out_event_attributes().initiated_event_id();
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+      return e.child_workflow_execution_terminated_event_attributes().initiated_event_id();
+    default:
+      return 0;
+  }
+}
+
 void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
            Effects* fx) {
   auto* info = ms->mutable_execution();
@@ -140,6 +157,39 @@ void ArmScheduleToStart(const v1::ActivityInfo& ai, absl::Time from, const v1::M
   t.set_stamp(ai.stamp());
   t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_START);
   fx->timer_tasks.push_back(std::move(t));
+}
+
+v1::ActivityInfo ActivityInfoOf(const api::history::v1::ActivityTaskScheduledEventAttributes& a,
+                                int64_t scheduled_event_id, absl::Time scheduled) {
+  v1::ActivityInfo ai;
+  ai.set_scheduled_event_id(scheduled_event_id);
+  ai.set_activity_id(a.activity_id());
+  ai.set_activity_type(a.activity_type().name());
+  ai.set_task_queue(a.task_queue().name());
+  ai.set_attempt(1);
+  *ai.mutable_scheduled_time() = ToProto(scheduled);
+  *ai.mutable_first_scheduled_time() = ToProto(scheduled);
+  *ai.mutable_schedule_to_close_timeout() = a.schedule_to_close_timeout();
+  *ai.mutable_schedule_to_start_timeout() = a.schedule_to_start_timeout();
+  *ai.mutable_start_to_close_timeout() = a.start_to_close_timeout();
+  *ai.mutable_heartbeat_timeout() = a.heartbeat_timeout();
+  *ai.mutable_retry_policy() = a.retry_policy();
+  return ai;
+}
+
+void AddActivity(v1::ActivityInfo ai, absl::Time now, v1::MutableState* ms, Effects* fx) {
+  ai.set_stamp(NextStamp(ms));
+  DispatchActivity(ai, *ms, fx);
+  ArmScheduleToStart(ai, now, *ms, fx);
+  const absl::Duration s2c = FromProto(ai.schedule_to_close_timeout());
+  if (s2c > absl::ZeroDuration()) {
+    v1::TimerTask t = NewTimer(v1::TimerTask::KIND_ACTIVITY_TIMEOUT, now + s2c, *ms);
+    t.set_event_id(ai.scheduled_event_id());
+    t.set_timeout_type(enums::TIMEOUT_TYPE_SCHEDULE_TO_CLOSE);
+    fx->timer_tasks.push_back(std::move(t));
+  }
+  const int64_t id = ai.scheduled_event_id();
+  (*ms->mutable_activities())[id] = std::move(ai);
 }
 
 void DefaultRetryPolicy(api::common::v1::RetryPolicy* p) {
@@ -214,24 +264,6 @@ void SetActivityStartedId(HistoryEvent* e, int64_t started_id) {
   }
 }
 
-// The initiated event id a child's terminal event names; 0 for any other event.
-int64_t ChildTerminalInitiatedId(const HistoryEvent& e) {
-  switch (e.event_type()) {
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
-      return e.child_workflow_execution_completed_event_attributes().initiated_event_id();
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
-      return e.child_workflow_execution_failed_event_attributes().initiated_event_id();
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
-      return e.child_workflow_execution_canceled_event_attributes().initiated_event_id();
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
-      return e.child_workflow_execution_timed_out_event_attributes().initiated_event_id();
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
-      return e.child_workflow_execution_terminated_event_attributes().initiated_event_id();
-    default:
-      return 0;
-  }
-}
-
 void SetChildStartedId(HistoryEvent* e, int64_t started_id) {
   switch (e->event_type()) {
     case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
@@ -294,7 +326,7 @@ void AppendInOrder(google::protobuf::RepeatedPtrField<HistoryEvent> events, v1::
       if (auto it = activity_started.find(sched); it != activity_started.end()) {
         SetActivityStartedId(&e, it->second);
       }
-    } else if (const int64_t init = ChildTerminalInitiatedId(e); init != 0) {
+    } else if (const int64_t init = internal::ChildTerminalInitiatedId(e); init != 0) {
       if (auto it = child_started.find(init); it != child_started.end()) {
         SetChildStartedId(&e, it->second);
       }
@@ -664,11 +696,16 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
     a->mutable_parent_workflow_execution()->set_workflow_id(p.workflow_id);
     a->mutable_parent_workflow_execution()->set_run_id(p.run_id);
     a->set_parent_initiated_event_id(p.initiated_event_id);
+    // Only a child's event names its root; every run's describe does.
+    a->mutable_root_workflow_execution()->set_workflow_id(info->root_workflow_id());
+    a->mutable_root_workflow_execution()->set_run_id(info->root_run_id());
   }
-  a->mutable_root_workflow_execution()->set_workflow_id(info->root_workflow_id());
-  a->mutable_root_workflow_execution()->set_run_id(info->root_run_id());
   if (request.has_priority()) *a->mutable_priority() = request.priority();
-  if (delay > absl::ZeroDuration()) *a->mutable_first_workflow_task_backoff() = ToProto(delay);
+  *a->mutable_first_workflow_task_backoff() = ToProto(delay);
+  // A cron workflow's every run, the first too, is a run of its schedule.
+  if (!request.cron_schedule().empty()) {
+    a->set_initiator(enums::CONTINUE_AS_NEW_INITIATOR_CRON_SCHEDULE);
+  }
   if (request.has_user_metadata()) *e.mutable_user_metadata() = request.user_metadata();
   Append(std::move(e), ms, fx);
   if (params.signal != nullptr) {
@@ -692,6 +729,9 @@ void RequestCancelWorkflow(api::history::v1::WorkflowExecutionCancelRequestedEve
                            absl::Time now, v1::MutableState* ms, Effects* fx) {
   if (!IsRunning(*ms) || ms->execution().cancel_requested()) return;
   ms->mutable_execution()->set_cancel_requested(true);
+  // A cancellation does not wait for a backoff (start delay, cron, retry): the workflow
+  // sees it in a workflow task at once, as in Temporal.
+  ms->mutable_execution()->set_backoff_pending(false);
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED, now);
   *e.mutable_workflow_execution_cancel_requested_event_attributes() = std::move(attrs);
   std::vector<HistoryEvent> events;
@@ -704,16 +744,18 @@ void TimeoutWorkflow(const v1::TimerTask& timer, const ChainContext& chain, absl
   if (!IsRunning(*ms) || timer.run().run_id() != ms->execution().run_id()) return;
   ms->clear_workflow_task();
   FlushBuffered(ms, fx);
-  enums::RetryState retry_state = enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
   std::optional<absl::Duration> backoff;
   std::optional<absl::Duration> cron;
   const auto& info = ms->execution();
+  // Past the chain's execution timeout nothing follows, whatever the policy.
   const bool expired = info.has_execution_expiration_time() &&
                        FromProto(info.execution_expiration_time()) <= now;
-  if (chain.started_event != nullptr) {
+  enums::RetryState retry_state =
+      expired ? enums::RETRY_STATE_TIMEOUT : enums::RETRY_STATE_RETRY_POLICY_NOT_SET;
+  if (chain.started_event != nullptr && !expired) {
     backoff = WorkflowRetry(*ms, nullptr, now, &retry_state);
-    // A run past its retries goes on as the cron's next run, unless the chain expired.
-    if (!backoff.has_value() && !expired) {
+    // A run past its retries goes on as the cron's next run.
+    if (!backoff.has_value()) {
       cron = internal::CronBackoff(info.cron_schedule(), FromProto(info.execution_time()), now);
     }
   }
@@ -923,6 +965,7 @@ bool RecordChildClosed(int64_t initiated_event_id, const api::common::v1::Workfl
 }
 
 void EndWorkflowBackoff(absl::Time now, v1::MutableState* ms, Effects* fx) {
+  if (!ms->execution().backoff_pending()) return;  // ended early (a cancellation)
   ms->mutable_execution()->set_backoff_pending(false);
   ScheduleWorkflowTask(now, ms, fx);
 }

@@ -287,6 +287,28 @@ void TerminateWorkflow(const std::string& reason, const api::common::v1::Payload
 
 bool IsRunning(const v1::MutableState& ms);
 
+// What a reset needs besides the base run's events.
+struct ResetParams {
+  std::string namespace_id;
+  std::string workflow_id;
+  std::string run_id;       // the new run's
+  std::string request_id;   // the reset request's: the new run's create request id
+  std::string base_run_id;
+  std::string reason;
+  absl::Time now;
+};
+
+// Builds the run a reset starts (ResetWorkflowExecution): the base run's events up to the
+// reset point (`base_events`: ids 1 to the point - 1, which must leave a workflow task
+// pending), that task started if it was not and failed with RESET_WORKFLOW (naming both
+// runs), the activities pending there dispatched again and its timers armed again, then
+// `reapply` (signals, and updates as WorkflowExecutionUpdateAdmitted), then a new workflow
+// task. kInvalidArgument, with Temporal's text, for a point that follows no pending workflow
+// task or leaves child workflows pending.
+absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
+                           const std::vector<HistoryEvent>& reapply, const ResetParams& params,
+                           v1::MutableState* ms, Effects* fx);
+
 // Time conversions between absl and protobuf well-known types.
 google::protobuf::Timestamp ToProto(absl::Time t);
 absl::Time FromProto(const google::protobuf::Timestamp& t);

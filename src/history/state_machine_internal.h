@@ -52,6 +52,9 @@ v1::TimerTask NewTimer(v1::TimerTask::Kind kind, absl::Time at, const v1::Mutabl
 void Close(api::enums::v1::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
            Effects* fx);
 
+// The initiated event id a child's terminal event names; 0 for any other event.
+int64_t ChildTerminalInitiatedId(const HistoryEvent& e);
+
 // ---- Activities --------------------------------------------------------------------
 
 // Emits the transfer task that hands the activity's current attempt to matching.
@@ -61,6 +64,14 @@ void DispatchActivity(const v1::ActivityInfo& ai, const v1::MutableState& ms, Ef
 // unless schedule-to-close already covers it.
 void ArmScheduleToStart(const v1::ActivityInfo& ai, absl::Time from, const v1::MutableState& ms,
                         Effects* fx);
+
+// A pending activity's first attempt, as its Scheduled event describes it.
+v1::ActivityInfo ActivityInfoOf(const api::history::v1::ActivityTaskScheduledEventAttributes& a,
+                                int64_t scheduled_event_id, absl::Time scheduled);
+
+// Adds a pending activity whose Scheduled event is written: gives it a stamp, hands it to
+// matching and arms its schedule-to-start and schedule-to-close timeouts from `now`.
+void AddActivity(v1::ActivityInfo ai, absl::Time now, v1::MutableState* ms, Effects* fx);
 
 // Fills the unset fields of a retry policy with Temporal's defaults.
 void DefaultRetryPolicy(api::common::v1::RetryPolicy* p);
@@ -109,9 +120,9 @@ struct SuccessorSpec {
   std::optional<api::common::v1::Payloads> last_completion_result;
 };
 
-// The spec of a retry of the closing run: same input and settings, attempt + 1, the
-// failure that caused it (null for a timeout), and the last completion result the closing
-// run itself was given. Requires chain.started_event.
+// The spec of a retry of the closing run: same input and settings, attempt + 1, and the
+// failure that caused it (null for a timeout). Like Temporal's, it carries no last
+// completion result.
 SuccessorSpec RetrySuccessor(const ChainContext& chain, const api::failure::v1::Failure* failure,
                              absl::Duration backoff);
 

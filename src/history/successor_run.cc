@@ -89,17 +89,13 @@ std::optional<absl::Duration> WorkflowRetry(const v1::MutableState& ms, const Fa
   return backoff;
 }
 
-SuccessorSpec RetrySuccessor(const ChainContext& chain, const Failure* failure,
+SuccessorSpec RetrySuccessor(const ChainContext& /*chain*/, const Failure* failure,
                              absl::Duration backoff) {
   SuccessorSpec spec;
   spec.initiator = enums::CONTINUE_AS_NEW_INITIATOR_RETRY;
   spec.backoff = backoff;
   if (failure != nullptr) spec.continued_failure = *failure;
-  // A retried cron run must still see the result its own run was given.
-  const auto& started = chain.started_event->workflow_execution_started_event_attributes();
-  if (started.has_last_completion_result()) {
-    spec.last_completion_result = started.last_completion_result();
-  }
+  // A retry carries no last completion result, even of a cron run (as in Temporal).
   return spec;
 }
 
@@ -263,8 +259,6 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
     }
   }
   a->set_cron_schedule(info->cron_schedule());
-  a->mutable_root_workflow_execution()->set_workflow_id(info->root_workflow_id());
-  a->mutable_root_workflow_execution()->set_run_id(info->root_run_id());
   a->set_attempt(info->attempt());
   a->set_continued_execution_run_id(old.run_id());
   a->set_original_execution_run_id(chain.next_run_id);

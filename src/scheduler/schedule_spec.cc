@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -399,6 +400,10 @@ absl::StatusOr<CompiledSpec> CompileSpec(const ScheduleSpec& spec, absl::string_
 }
 
 absl::StatusOr<CompiledSpec> CompileCron(absl::string_view cron_schedule, absl::Time every_anchor) {
+  if (!cron_schedule.empty() && absl::ascii_isspace(static_cast<unsigned char>(cron_schedule[0]))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cron_schedule: \"", cron_schedule, "\" starts with a space"));
+  }
   absl::StatusOr<ParsedCron> parsed =
       ParseCronString(cron_schedule, CronDialect::kCronSchedule, "cron_schedule");
   if (!parsed.ok()) return parsed.status();
@@ -409,7 +414,10 @@ absl::StatusOr<CompiledSpec> CompileCron(absl::string_view cron_schedule, absl::
     *spec.add_structured_calendar() = std::move(c);
   }
   for (IntervalSpec& iv : parsed->intervals) {
-    // Temporal's cron workflows step @every from the first run's start, in whole seconds.
+    // Temporal's cron workflows step @every from the first run's start, in whole seconds
+    // (the interval rounded down, and at least one second).
+    iv.mutable_interval()->set_seconds(std::max<int64_t>(1, iv.interval().seconds()));
+    iv.mutable_interval()->set_nanos(0);
     const int64_t every = iv.interval().seconds();
     if (every >= 1) iv.mutable_phase()->set_seconds(FloorMod(FloorSeconds(every_anchor), every));
     *spec.add_interval() = std::move(iv);

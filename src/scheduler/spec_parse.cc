@@ -294,6 +294,17 @@ absl::Status ParseCronFields(absl::string_view cron, absl::string_view body,
   calendar.set_day_of_week(fields[i++]);
   calendar.set_year(n >= 6 ? fields[i] : "*");  // second, when absent, defaults to 0
 
+  if (dialect == CronDialect::kCronSchedule) {
+    // robfig/cron's standard parser knows day of week 0-6 only: 7 is not Sunday there.
+    for (absl::string_view part : absl::StrSplit(calendar.day_of_week(), ',')) {
+      part = part.substr(0, part.find('/'));
+      for (absl::string_view bound : absl::StrSplit(part, '-')) {
+        if (absl::StripAsciiWhitespace(bound) == "7") {
+          return CronError(where, cron, "has day of week 7 (cron_schedule takes 0-6)");
+        }
+      }
+    }
+  }
   const bool question_mark = dialect == CronDialect::kCronSchedule;
   const bool either_day = dialect == CronDialect::kCronSchedule &&
                           !IsUnrestrictedCronField(calendar.day_of_month()) &&

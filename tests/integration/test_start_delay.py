@@ -70,8 +70,10 @@ async def test_cancel_and_terminate_during_the_delay(client: Client, task_queue:
         else:
             await handle.cancel()
             events = await history_events(handle)
-            assert events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
-            # The workflow sees the cancellation in its first task, after the delay.
+            # A cancellation does not wait for the delay: a workflow task is scheduled with it.
+            assert [e.event_type for e in events[1:3]] == [
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+                EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
             with pytest.raises(WorkflowFailureError):
                 await handle.result()
             assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
