@@ -733,7 +733,15 @@ std::optional<CommandError> ApplyCommand(const Command& command, CommandContext*
     return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
                   "a command follows the one that closed the workflow");
   }
-  return HandlerFor(command.command_type())(command, ctx);
+  const size_t before = ctx->fx->events.size();
+  std::optional<CommandError> refused = HandlerFor(command.command_type())(command, ctx);
+  // The command's metadata (summary, details) goes on the event it wrote, as in Temporal.
+  if (!refused.has_value() && command.has_user_metadata() &&
+      command.command_type() != enums::COMMAND_TYPE_PROTOCOL_MESSAGE &&
+      ctx->fx->events.size() > before) {
+    *ctx->fx->events[before].mutable_user_metadata() = command.user_metadata();
+  }
+  return refused;
 }
 
 }  // namespace almanac::history::internal
