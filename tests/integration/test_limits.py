@@ -39,6 +39,21 @@ class ManyTimers:
 
 
 @workflow.defn
+class HeedsTheSuggestion:
+    """Sleeps in small steps until the server suggests continuing as new, then does, once;
+    returns the history length at which each run was told."""
+
+    @workflow.run
+    async def run(self, told_at: list[int]) -> list[int]:
+        while not workflow.info().is_continue_as_new_suggested():
+            await asyncio.sleep(0.01)
+        told_at = [*told_at, workflow.info().get_current_history_length()]
+        if len(told_at) < 2:
+            workflow.continue_as_new(told_at)
+        return told_at
+
+
+@workflow.defn
 class ParallelActivities:
     @workflow.run
     async def run(self, count: int) -> list[int]:
@@ -112,6 +127,24 @@ async def test_history_count_limit_terminates_the_run(limited_address, task_queu
     suggested = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
                  and e.workflow_task_started_event_attributes.suggest_continue_as_new]
     assert suggested and suggested[0].event_id > 60
+
+
+async def test_a_workflow_continues_as_new_when_the_server_suggests_it(limited_address,
+                                                                      task_queue):
+    client = await Client.connect(limited_address)
+    async with Worker(client, task_queue=task_queue, workflows=[HeedsTheSuggestion]):
+        handle = await client.start_workflow(HeedsTheSuggestion.run, [],
+                                             id=unique_id("suggested"), task_queue=task_queue)
+        told_at = await handle.result()
+    # Each run was told past the warning limit (60 events here), long before the error limit.
+    assert len(told_at) == 2 and all(60 < n < 100 for n in told_at), told_at
+    first = await history_events(client.get_workflow_handle(handle.id,
+                                                            run_id=handle.first_execution_run_id))
+    assert first[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+    last = await history_events(client.get_workflow_handle(handle.id))
+    assert last[0].workflow_execution_started_event_attributes.continued_execution_run_id == \
+        handle.first_execution_run_id
+    assert last[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 async def test_pending_activity_limit_fails_the_workflow_task(limited_address, task_queue):
