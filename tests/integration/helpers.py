@@ -101,3 +101,14 @@ async def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"status is {observed}, not {status}, after {within_s:g} s")
         await asyncio.sleep(POLL_INTERVAL_S)
+
+
+async def bounded(calls, limit: int = 20) -> list:
+    """Awaits the coroutines `calls` with at most `limit` at a time; their results, in order."""
+    slots = asyncio.Semaphore(limit)
+
+    async def one(call):
+        async with slots:
+            return await call
+
+    return list(await asyncio.gather(*(one(c) for c in calls)))

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.worker import Worker
 
 import lifecycle_workflows
-from helpers import decode, history_events, type_names, unique_id
+from helpers import bounded, decode, history_events, type_names, unique_id
 from lifecycle_workflows import CountingCron, TwoChildrenParent
 
 PARENTS = 100
@@ -29,16 +29,6 @@ E = EventType
 def worker(client: Client, task_queue: str) -> Worker:
     return Worker(client, task_queue=task_queue, workflows=lifecycle_workflows.WORKFLOWS,
                   max_concurrent_workflow_tasks=200)
-
-
-async def bounded(calls, limit: int = 20) -> list:
-    slots = asyncio.Semaphore(limit)
-
-    async def one(call):
-        async with slots:
-            return await call
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 def assert_dense(events) -> None:

@@ -13,7 +13,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateStage
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import history_events, type_names, unique_id, wait_for_event
+from helpers import bounded, history_events, type_names, unique_id, wait_for_event
 from message_workflows import UpdateWorkflow
 
 RUNS = 100
@@ -34,17 +34,6 @@ def needs_daemon(server) -> None:
 async def crash_and_restart(server) -> None:
     server.kill9()
     await asyncio.get_running_loop().run_in_executor(None, server.restart)
-
-
-async def bounded(calls, limit: int = 20) -> list:
-    """Runs the coroutines `calls` with at most `limit` at a time, in order of results."""
-    slots = asyncio.Semaphore(limit)
-
-    async def one(call):
-        async with slots:
-            return await call
-
-    return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
 def check_history(events, update: str) -> None:
