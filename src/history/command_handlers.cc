@@ -635,7 +635,10 @@ std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& messa
   if (message.body().Is<api::update::v1::Acceptance>()) {
     api::update::v1::Acceptance acceptance;
     if (!message.body().UnpackTo(&acceptance)) return Refuse(bad, "unable to unmarshal Acceptance");
-    if (ms->updates().contains(update_id)) {
+    auto known = ms->updates().find(update_id);
+    const bool admitted_by_event =
+        known != ms->updates().end() && known->second.accepted_event_id() == 0;
+    if (known != ms->updates().end() && !admitted_by_event) {
       return Refuse(bad, absl::StrCat("update ", update_id, " is already accepted"));
     }
     HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED, now);
@@ -643,10 +646,11 @@ std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& messa
     a->set_protocol_instance_id(update_id);
     a->set_accepted_request_message_id(acceptance.accepted_request_message_id());
     a->set_accepted_request_sequencing_event_id(acceptance.accepted_request_sequencing_event_id());
-    if (auto it = context.update_requests.find(update_id); it != context.update_requests.end()) {
-      *a->mutable_accepted_request() = it->second;
-    } else {
-      *a->mutable_accepted_request() = acceptance.accepted_request();
+    // An update admitted by an event has its request there already.
+    if (!admitted_by_event) {
+      auto it = context.update_requests.find(update_id);
+      *a->mutable_accepted_request() =
+          it != context.update_requests.end() ? it->second : acceptance.accepted_request();
     }
     const int64_t id = Append(std::move(e), ms, fx);
     auto& info = (*ms->mutable_updates())[update_id];
@@ -658,8 +662,12 @@ std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& messa
   if (message.body().Is<api::update::v1::Rejection>()) {
     api::update::v1::Rejection rejection;
     if (!message.body().UnpackTo(&rejection)) return Refuse(bad, "unable to unmarshal Rejection");
-    if (ms->updates().contains(update_id)) {
-      return Refuse(bad, absl::StrCat("update ", update_id, " is accepted and cannot be rejected"));
+    if (auto known = ms->updates().find(update_id); known != ms->updates().end()) {
+      if (known->second.accepted_event_id() != 0) {
+        return Refuse(bad,
+                      absl::StrCat("update ", update_id, " is accepted and cannot be rejected"));
+      }
+      ms->mutable_updates()->erase(update_id);  // admitted by an event, now rejected
     }
     UpdateResult r{update_id, UpdateResult::Kind::kRejected, {}};
     *r.outcome.mutable_failure() = rejection.failure();
@@ -670,7 +678,8 @@ std::optional<CommandError> ApplyMessage(const api::protocol::v1::Message& messa
     api::update::v1::Response response;
     if (!message.body().UnpackTo(&response)) return Refuse(bad, "unable to unmarshal Response");
     auto it = ms->mutable_updates()->find(update_id);
-    if (it == ms->mutable_updates()->end() || it->second.completed_event_id() != 0) {
+    if (it == ms->mutable_updates()->end() || it->second.accepted_event_id() == 0 ||
+        it->second.completed_event_id() != 0) {
       return Refuse(bad, absl::StrCat("update ", update_id, " is not accepted and running"));
     }
     HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED, now);

@@ -92,8 +92,9 @@ absl::StatusOr<std::shared_ptr<CachedRun>> HistoryEngine::LoadRun(WorkflowContex
   auto loaded = stores_->executions->GetMutableState(shard.id(), run);
   if (!loaded.ok()) {
     if (absl::IsNotFound(loaded.status())) {
-      return WorkflowNotFound(absl::StrCat("workflow execution not found: ", run.workflow_id(),
-                                           " ", run.run_id()));
+      return WorkflowNotFound(absl::StrCat("workflow execution not found for workflow ID \"",
+                                           run.workflow_id(), "\" and run ID \"", run.run_id(),
+                                           "\""));
     }
     return loaded.status();
   }
@@ -212,6 +213,7 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
   m.expected_db_version = expected_db_version;
   m.events.reserve(fx.events.size());
   for (const auto& e : fx.events) m.events.push_back(&e);
+  m.batch_starts = fx.batch_starts;
   m.transfer_tasks = fx.transfer_tasks;
   m.timer_tasks = fx.timer_tasks;
   m.current = options.current;
@@ -804,6 +806,9 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   wi->set_first_run_id(info.first_execution_run_id());
   if (info.has_memo()) *wi->mutable_memo() = info.memo();
   if (info.has_search_attributes()) *wi->mutable_search_attributes() = info.search_attributes();
+  if (info.has_last_reset_time()) {
+    *resp.mutable_workflow_extended_info()->mutable_last_reset_time() = info.last_reset_time();
+  }
   if (!info.parent_workflow_id().empty()) {
     wi->set_parent_namespace_id(info.parent_namespace_id());
     wi->mutable_parent_execution()->set_workflow_id(info.parent_workflow_id());

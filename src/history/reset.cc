@@ -237,6 +237,7 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
   info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
   *info->mutable_start_time() = ToProto(params.now);
   *info->mutable_execution_time() = ToProto(params.now);
+  *info->mutable_last_reset_time() = ToProto(params.now);
   for (const HistoryEvent& e : base_events) {
     if (e.event_id() != ms->next_event_id()) {
       return absl::DataLossError(absl::StrCat("the base run's history skips event ", ms->next_event_id()));
@@ -249,6 +250,11 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
     Append(e, ms, fx);
   }
   const int64_t point = ms->next_event_id();
+  // The copied events keep their batches; what the reset writes is a batch of its own.
+  for (int64_t start : params.base_batch_starts) {
+    if (start > 1 && start < point) fx->batch_starts.push_back(start);
+  }
+  fx->batch_starts.push_back(point);
   if (!ms->has_workflow_task()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "Can only reset workflow to event ID in range [WorkflowTaskScheduled +1, "
@@ -266,7 +272,7 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
     auto* a = s.mutable_workflow_task_started_event_attributes();
     a->set_scheduled_event_id(wft.scheduled_event_id());
     a->set_identity(kHistoryServiceIdentity);
-    a->set_request_id(params.request_id);
+    a->set_request_id("emptyUuid");  // Temporal's, for a task no worker took
     started_id = Append(std::move(s), ms, fx);
   }
   HistoryEvent failed = NewEvent(enums::EVENT_TYPE_WORKFLOW_TASK_FAILED, params.now);
@@ -327,6 +333,11 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
               ? r.workflow_execution_update_accepted_event_attributes().accepted_request()
               : r.workflow_execution_update_admitted_event_attributes().request();
       a->set_origin(enums::UPDATE_ADMITTED_EVENT_ORIGIN_REAPPLY);
+      const std::string update_id = a->request().meta().update_id();
+      if (ms->updates().contains(update_id)) continue;  // accepted before the reset point
+      auto& u = (*ms->mutable_updates())[update_id];
+      u.set_update_id(update_id);
+      u.set_admitted_event_id(ms->next_event_id());
     } else {
       continue;
     }

@@ -68,9 +68,19 @@ absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> HistoryEngine::ResetWorkflo
         "Workflow task finish ID must be > 1 && <= workflow last event ID.");
   }
   wsv1::ResetWorkflowExecutionResponse resp;
+  // As Temporal: a request carrying the current run's create request id changes nothing. A
+  // reset run inherits its base's, so a repeated reset request resets again.
   if (!request.request_id().empty() && current->create_request_id == request.request_id()) {
-    resp.set_run_id(current->run_id);  // a retry of the reset that made the current run
+    resp.set_run_id(current->run_id);
     return resp;
+  }
+  // The copied events must end a batch of the base's history (events written together).
+  auto batch_starts = stores_->executions->ListHistoryBatchStarts(shard.id(), base, 2, point + 1);
+  if (!batch_starts.ok()) return batch_starts.status();
+  if (batch_starts->empty() || batch_starts->back() != point) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "StateRebuilder unable to Rebuild mutable state to event ID: ", point - 1,
+        ", version: 0, this event must be at the boundary"));
   }
 
   temporal::api::history::v1::History prefix;
@@ -121,10 +131,11 @@ absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> HistoryEngine::ResetWorkflo
   params.namespace_id = namespace_id;
   params.workflow_id = wid;
   params.run_id = NewUuid();
-  params.request_id = request.request_id().empty() ? params.run_id : request.request_id();
+  params.request_id = (*loaded)->state.execution().create_request_id();
   params.base_run_id = base_run_id;
   params.reason = request.reason();
   params.now = now;
+  params.base_batch_starts = std::move(*batch_starts);
   v1::MutableState ms;
   Effects fx;
   st = BuildResetRun(base_events, reapply, params, &ms, &fx);
@@ -143,7 +154,6 @@ absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> HistoryEngine::ResetWorkflo
   options.create = true;
   options.current = persistence::ExecutionMutation::Current::kCreate;
   options.previous_run_id = current->run_id;
-  options.request_id = params.request_id;
   st = Commit(ctx->get(), shard, nullptr, std::move(ms), std::move(fx), options, 0);
   if (!st.ok()) return st;
   resp.set_run_id(params.run_id);

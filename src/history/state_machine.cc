@@ -1399,7 +1399,7 @@ void TerminateWorkflow(const std::string& reason, const api::common::v1::Payload
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, now);
   auto* a = e.mutable_workflow_execution_terminated_event_attributes();
   a->set_reason(reason);
-  *a->mutable_details() = details;
+  if (details.payloads_size() > 0) *a->mutable_details() = details;
   a->set_identity(identity);
   Append(std::move(e), ms, fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_TERMINATED, now, ms, fx);

@@ -58,6 +58,8 @@ struct Effects {
   bool closed = false;  // the run closed in this mutation
   std::optional<NewRun> new_run;
   std::vector<UpdateResult> updates;  // update messages a completion applied
+  // Ids of events (not the first) that begin a new batch; empty: `events` is one batch.
+  std::vector<int64_t> batch_starts;
 };
 
 // What closing a run needs to start its successor. The engine fills it only for runs that
@@ -296,6 +298,9 @@ struct ResetParams {
   std::string base_run_id;
   std::string reason;
   absl::Time now;
+  // The base run's event batches that start after event 1 and before the reset point: the
+  // copied events keep them.
+  std::vector<int64_t> base_batch_starts;
 };
 
 // Builds the run a reset starts (ResetWorkflowExecution): the base run's events up to the

@@ -109,6 +109,9 @@ struct ExecutionMutation {
   int64_t expected_db_version = 0;          // for an update: the version read
   // The new events, dense and in order; empty when the mutation writes none.
   std::vector<const temporal::api::history::v1::HistoryEvent*> events;
+  // Ids of events among `events` (not the first) that begin a batch of their own; empty:
+  // the events are one batch. A reset run keeps its base run's batches this way.
+  std::vector<int64_t> batch_starts;
   std::vector<v1::TransferTask> transfer_tasks;
   std::vector<v1::TimerTask> timer_tasks;
 
@@ -167,6 +170,11 @@ class ExecutionStore {
   // Appends to `out` the run's events with ids in [first_event_id, next_event_id), in order,
   // at most `max_events` (0: no limit). Reads only the event batches it needs: the cost of a
   // page does not grow with the history's length.
+  // The first event ids of the run's event batches (the events written together) that
+  // start in [first_event_id, next_event_id), in order.
+  virtual absl::StatusOr<std::vector<int64_t>> ListHistoryBatchStarts(
+      int32_t shard_id, const v1::RunKey& run, int64_t first_event_id,
+      int64_t next_event_id) = 0;
   virtual absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run,
                                    int64_t first_event_id, int64_t next_event_id,
                                    int max_events,

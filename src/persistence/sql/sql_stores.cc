@@ -382,7 +382,19 @@ class SqlExecutionStore final : public ExecutionStore {
              Int(events.back()->event_id()), Bytes(batch)},
             nullptr);
       };
-      st = append_events(rid, m.events);
+      // One batch, or several where the mutation says batches start.
+      std::vector<const HistoryEvent*> batch;
+      size_t next_start = 0;
+      for (const HistoryEvent* e : m.events) {
+        if (next_start < m.batch_starts.size() && e->event_id() == m.batch_starts[next_start]) {
+          ++next_start;
+          st = append_events(rid, batch);
+          if (!st.ok()) return st;
+          batch.clear();
+        }
+        batch.push_back(e);
+      }
+      st = append_events(rid, batch);
       if (!st.ok()) return st;
 
       if (m.new_run_state != nullptr) {
@@ -696,6 +708,25 @@ class SqlExecutionStore final : public ExecutionStore {
           absl::StrCat("shard ", shard_id, " is owned by another range"));
     }
     return absl::OkStatus();
+  }
+
+  absl::StatusOr<std::vector<int64_t>> ListHistoryBatchStarts(int32_t shard_id,
+                                                              const v1::RunKey& run,
+                                                              int64_t first_event_id,
+                                                              int64_t next_event_id) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "SELECT first_event_id FROM history_events WHERE shard_id = $1 AND "
+                            "namespace_id = $2 AND workflow_id = $3 AND run_id = $4 AND "
+                            "first_event_id >= $5 AND first_event_id < $6 ORDER BY first_event_id",
+                            {Int(shard_id), Text(run.namespace_id()), Text(run.workflow_id()),
+                             Text(run.run_id()), Int(first_event_id), Int(next_event_id)},
+                            &rows);
+    if (!st.ok()) return st;
+    std::vector<int64_t> out;
+    out.reserve(rows.rows.size());
+    for (const auto& r : rows.rows) out.push_back(AsInt(r[0]));
+    return out;
   }
 
   absl::Status ReadHistory(int32_t shard_id, const v1::RunKey& run, int64_t first_event_id,
