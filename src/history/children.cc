@@ -28,6 +28,8 @@ namespace {
 constexpr char kHistoryServiceIdentity[] = "history-service";
 constexpr char kParentClosePolicyReason[] = "by parent close policy";
 constexpr char kResetterIdentity[] = "history-resetter";
+// How many resets a child's report follows from the run that started it (Temporal's limit).
+constexpr int kMaxResetHops = 100;
 
 }  // namespace
 
@@ -178,18 +180,24 @@ absl::Status HistoryEngine::ProcessChildClosed(const v1::TransferTask& task) {
     close_event = ms.close_event();
     first_run_id = info.first_execution_run_id();
   }
-  // Was the child's start recorded? If not, its record needs the initiated event.
+  // Was the child's start recorded? If not, its record needs the initiated event. A parent
+  // that a reset replaced hands the report on to its reset run.
   bool start_recorded = true;
-  {
+  for (int hops = 0;; ++hops) {
     auto ctx = Context(parent.namespace_id(), parent.workflow_id());
     absl::MutexLock lock(&(*ctx)->mu);
     auto cached = LoadRun(ctx->get(), ShardFor(parent.namespace_id(), parent.workflow_id()), parent);
     if (absl::IsNotFound(cached.status())) return absl::OkStatus();  // the parent is gone
     if (!cached.ok()) return cached.status();
     const v1::MutableState& ms = (*cached)->state;
+    if (!IsRunning(ms) && !ms.execution().reset_run_id().empty() && hops < kMaxResetHops) {
+      parent.set_run_id(ms.execution().reset_run_id());
+      continue;
+    }
     auto it = ms.children().find(initiated_id);
     if (!IsRunning(ms) || it == ms.children().end()) return absl::OkStatus();
     start_recorded = !it->second.run_id().empty();
+    break;
   }
   std::optional<HistoryEvent> initiated;
   if (!start_recorded) {

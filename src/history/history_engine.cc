@@ -809,6 +809,9 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   if (info.has_last_reset_time()) {
     *resp.mutable_workflow_extended_info()->mutable_last_reset_time() = info.last_reset_time();
   }
+  if (!info.reset_run_id().empty()) {
+    resp.mutable_workflow_extended_info()->set_reset_run_id(info.reset_run_id());
+  }
   if (!info.parent_workflow_id().empty()) {
     wi->set_parent_namespace_id(info.parent_namespace_id());
     wi->mutable_parent_execution()->set_workflow_id(info.parent_workflow_id());

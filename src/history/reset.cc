@@ -177,7 +177,20 @@ bool Replay(const HistoryEvent& e, v1::MutableState* ms) {
       const auto& a = e.start_child_workflow_execution_initiated_event_attributes();
       auto& c = (*ms->mutable_children())[id];
       c.set_initiated_event_id(id);
+      c.set_namespace_(a.namespace_());
+      c.set_namespace_id(a.namespace_id());
       c.set_workflow_id(a.workflow_id());
+      c.set_workflow_type(a.workflow_type().name());
+      c.set_parent_close_policy(a.parent_close_policy());
+      break;
+    }
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED: {
+      const auto& a = e.child_workflow_execution_started_event_attributes();
+      auto it = ms->mutable_children()->find(a.initiated_event_id());
+      if (it != ms->mutable_children()->end()) {
+        it->second.set_run_id(a.workflow_execution().run_id());
+        it->second.set_started_event_id(id);
+      }
       break;
     }
     case enums::EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED:
@@ -260,10 +273,6 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
         "Can only reset workflow to event ID in range [WorkflowTaskScheduled +1, "
         "WorkflowTaskStarted + 1]: ", point));
   }
-  if (ms->children_size() > 0) {
-    return absl::InvalidArgumentError("WorkflowResetter encountered pending child workflows.");
-  }
-
   // The workflow task at the reset point fails; the run goes on from there.
   const v1::WorkflowTaskInfo wft = ms->workflow_task();
   int64_t started_id = wft.started_event_id();
@@ -338,10 +347,42 @@ absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
       auto& u = (*ms->mutable_updates())[update_id];
       u.set_update_id(update_id);
       u.set_admitted_event_id(ms->next_event_id());
+    } else if (r.event_type() == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED) {
+      // The base run's children pending at the point stay the reset run's: what they did
+      // after it is recorded again.
+      const int64_t init = r.child_workflow_execution_started_event_attributes().initiated_event_id();
+      auto it = ms->mutable_children()->find(init);
+      if (it == ms->mutable_children()->end() || !it->second.run_id().empty()) continue;
+      e = r;
+      *e.mutable_event_time() = ToProto(params.now);
+      it->second.set_run_id(r.child_workflow_execution_started_event_attributes()
+                                .workflow_execution()
+                                .run_id());
+      it->second.set_started_event_id(ms->next_event_id());
+    } else if (const int64_t init = internal::ChildTerminalInitiatedId(r); init != 0 ||
+               r.event_type() == enums::EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED) {
+      const int64_t initiated =
+          init != 0 ? init : r.start_child_workflow_execution_failed_event_attributes().initiated_event_id();
+      auto it = ms->mutable_children()->find(initiated);
+      if (it == ms->mutable_children()->end()) continue;
+      e = r;
+      *e.mutable_event_time() = ToProto(params.now);
+      if (init != 0) internal::SetChildStartedId(&e, it->second.started_event_id());
+      ms->mutable_children()->erase(it);
     } else {
       continue;
     }
     Append(std::move(e), ms, fx);
+  }
+  // A child initiated before the point that never started is started for the reset run.
+  for (auto& [id, child] : *ms->mutable_children()) {
+    if (!child.run_id().empty()) continue;
+    child.set_create_request_id(absl::StrCat(params.run_id, ":child:", id));
+    v1::TransferTask t;
+    t.set_kind(v1::TransferTask::KIND_START_CHILD);
+    *t.mutable_run() = internal::RunOf(*ms);
+    t.set_scheduled_event_id(id);
+    fx->transfer_tasks.push_back(std::move(t));
   }
   internal::ArmRunTimeout(params.now, *ms, fx);
   ScheduleWorkflowTask(params.now, ms, fx);

@@ -110,12 +110,24 @@ absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> HistoryEngine::ResetWorkflo
                                           std::numeric_limits<int64_t>::max(), 0, &rest);
     if (!st.ok()) return st;
     std::string next;
+    const bool in_base = run == base_run_id;
     for (auto& e : *rest.mutable_events()) {
       const auto type = e.event_type();
+      // What the base run's children did after the point is recorded again for those the
+      // reset run keeps (BuildResetRun picks them).
+      const bool child_event = in_base &&
+                               (type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED ||
+                                type == enums::EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_FAILED ||
+                                type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED ||
+                                type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED ||
+                                type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED ||
+                                type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT ||
+                                type == enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED);
       if ((type == enums::EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED && keep_signals) ||
           ((type == enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED ||
             type == enums::EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ADMITTED) &&
-           keep_updates)) {
+           keep_updates) ||
+          child_event) {
         reapply.push_back(std::move(e));
       } else if (std::string s = SuccessorOf(e); !s.empty()) {
         next = std::move(s);
@@ -141,13 +153,29 @@ absl::StatusOr<wsv1::ResetWorkflowExecutionResponse> HistoryEngine::ResetWorkflo
   st = BuildResetRun(base_events, reapply, params, &ms, &fx);
   if (!st.ok()) return st;
 
-  if (current->status == enums::WORKFLOW_EXECUTION_STATUS_RUNNING) {
-    st = UpdateRunLocked(ctx->get(), MakeRunKey(namespace_id, wid, current->run_id),
-                         [&](v1::MutableState* cur, Effects* cfx, bool* write) {
-                           TerminateWorkflow(request.reason(), {}, kResetterIdentity, now, cur, cfx);
-                           *write = cfx->closed;
-                           return absl::OkStatus();
-                         });
+  // The base run names the reset run, so that its children's reports find their way there.
+  if (current->run_id != base_run_id) {
+    st = UpdateRunLocked(ctx->get(), base, [&](v1::MutableState* b, Effects*, bool*) {
+      b->mutable_execution()->set_reset_run_id(params.run_id);
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+  }
+  if (current->status == enums::WORKFLOW_EXECUTION_STATUS_RUNNING ||
+      current->run_id == base_run_id) {
+    st = UpdateRunLocked(
+        ctx->get(), MakeRunKey(namespace_id, wid, current->run_id),
+        [&](v1::MutableState* cur, Effects* cfx, bool*) {
+          if (cur->execution().run_id() == base_run_id) {
+            cur->mutable_execution()->set_reset_run_id(params.run_id);
+          }
+          TerminateWorkflow(request.reason(), {}, kResetterIdentity, now, cur, cfx);
+          // The children go on with the reset run: no parent close policy (as Temporal).
+          std::erase_if(cfx->transfer_tasks, [](const v1::TransferTask& t) {
+            return t.kind() == v1::TransferTask::KIND_PARENT_CLOSE_POLICY;
+          });
+          return absl::OkStatus();
+        });
     if (!st.ok()) return st;
   }
   WriteOptions options;

@@ -102,6 +102,28 @@ int64_t ChildTerminalInitiatedId(const HistoryEvent& e) {
   }
 }
 
+void SetChildStartedId(HistoryEvent* e, int64_t started_id) {
+  switch (e->event_type()) {
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
+      e->mutable_child_workflow_execution_completed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
+      e->mutable_child_workflow_execution_failed_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
+      e->mutable_child_workflow_execution_canceled_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
+      e->mutable_child_workflow_execution_timed_out_event_attributes()->set_started_event_id(started_id);
+      break;
+    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
+      e->mutable_child_workflow_execution_terminated_event_attributes()->set_started_event_id(started_id);
+      break;
+    default:
+      break;
+  }
+}
+
 void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableState* ms,
            Effects* fx) {
   auto* info = ms->mutable_execution();
@@ -264,27 +286,6 @@ void SetActivityStartedId(HistoryEvent* e, int64_t started_id) {
   }
 }
 
-void SetChildStartedId(HistoryEvent* e, int64_t started_id) {
-  switch (e->event_type()) {
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED:
-      e->mutable_child_workflow_execution_completed_event_attributes()->set_started_event_id(started_id);
-      break;
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED:
-      e->mutable_child_workflow_execution_failed_event_attributes()->set_started_event_id(started_id);
-      break;
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED:
-      e->mutable_child_workflow_execution_canceled_event_attributes()->set_started_event_id(started_id);
-      break;
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT:
-      e->mutable_child_workflow_execution_timed_out_event_attributes()->set_started_event_id(started_id);
-      break;
-    case enums::EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED:
-      e->mutable_child_workflow_execution_terminated_event_attributes()->set_started_event_id(started_id);
-      break;
-    default:
-      break;
-  }
-}
 
 int64_t ActivityTerminalScheduledId(const HistoryEvent& e) {
   switch (e.event_type()) {
@@ -328,7 +329,7 @@ void AppendInOrder(google::protobuf::RepeatedPtrField<HistoryEvent> events, v1::
       }
     } else if (const int64_t init = internal::ChildTerminalInitiatedId(e); init != 0) {
       if (auto it = child_started.find(init); it != child_started.end()) {
-        SetChildStartedId(&e, it->second);
+        internal::SetChildStartedId(&e, it->second);
       }
     }
     Append(std::move(e), ms, fx);

@@ -308,8 +308,10 @@ struct ResetParams {
 // pending), that task started if it was not and failed with RESET_WORKFLOW (naming both
 // runs), the activities pending there dispatched again and its timers armed again, then
 // `reapply` (signals, and updates as WorkflowExecutionUpdateAdmitted), then a new workflow
-// task. kInvalidArgument, with Temporal's text, for a point that follows no pending workflow
-// task or leaves child workflows pending.
+// task. The children pending at the point stay pending: what they did after it in the base
+// run (`reapply` also holds the base run's child events) is recorded again, and one that
+// never started is started. kInvalidArgument, with Temporal's text, for a point that follows
+// no pending workflow task.
 absl::Status BuildResetRun(const std::vector<HistoryEvent>& base_events,
                            const std::vector<HistoryEvent>& reapply, const ResetParams& params,
                            v1::MutableState* ms, Effects* fx);

@@ -54,6 +54,8 @@ void Close(api::enums::v1::WorkflowExecutionStatus status, absl::Time now, v1::M
 
 // The initiated event id a child's terminal event names; 0 for any other event.
 int64_t ChildTerminalInitiatedId(const HistoryEvent& e);
+// Sets the started_event_id of a child's terminal event.
+void SetChildStartedId(HistoryEvent* e, int64_t started_id);
 
 // ---- Activities --------------------------------------------------------------------
 

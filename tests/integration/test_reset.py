@@ -683,3 +683,29 @@ async def test_cli_describe_lists_the_running_child(server, client: Client, task
             "initiatedId": "5", "parentClosePolicy": "PARENT_CLOSE_POLICY_TERMINATE"}]
         await client.get_workflow_handle(child_id).signal(WaitingChild.finish)
         assert await parent.result() == "from the child"
+
+
+async def test_reset_keeps_a_running_child(client: Client, task_queue: str):
+    """A parent reset past its child's start keeps the child: the child's completion, which
+    it reports to the run that started it, reaches the reset run, and the parent returns the
+    child's result. The replaced run's close policy is not applied."""
+    parent_id = unique_id("reset-parent")
+    child_id = f"{parent_id}-child"
+    async with worker(client, task_queue):
+        parent = await client.start_workflow(ParentOfWaitingChild.run, child_id, id=parent_id,
+                                             task_queue=task_queue)
+        events = await wait_for_tasks(parent, 2)
+        point = of_type(events, E.EVENT_TYPE_WORKFLOW_TASK_COMPLETED)[1].event_id
+        resp = await reset(client, parent_id, parent.first_execution_run_id, point, "keep child")
+        child = client.get_workflow_handle(child_id)
+        assert (await child.describe()).status == WorkflowExecutionStatus.RUNNING
+        await child.signal(WaitingChild.finish)
+        new_run = client.get_workflow_handle(parent_id, run_id=resp.run_id)
+        assert await new_run.result() == "from the child"
+    events = await history_events(new_run)
+    completed = of_type(events, E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED)
+    assert len(completed) == 1
+    started = of_type(events, E.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_STARTED)[0]
+    assert completed[0].child_workflow_execution_completed_event_attributes.started_event_id == \
+        started.event_id
+    assert started.event_id < point
