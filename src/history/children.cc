@@ -250,25 +250,26 @@ absl::Status HistoryEngine::TerminateRun(const std::string& namespace_id,
                                          const temporal::api::common::v1::Payloads& details,
                                          const std::string& identity,
                                          const WorkflowExecution* parent) {
-  auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
-  if (!resolved.ok()) return resolved.status();
   const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRunKey(namespace_id, workflow_id, *resolved),
-                   [&](v1::MutableState* ms, Effects* fx, bool*) {
-                     const v1::ExecutionInfo& info = ms->execution();
-                     if (!IsRunning(*ms)) {
-                       return WorkflowNotFound("workflow execution already completed");
-                     }
-                     if (!first_run_id.empty() && info.first_execution_run_id() != first_run_id) {
-                       return WorkflowNotFound("workflow execution not found in the chain");
-                     }
-                     if (parent != nullptr && (info.parent_workflow_id() != parent->workflow_id() ||
-                                               info.parent_run_id() != parent->run_id())) {
-                       return WorkflowNotFound("workflow parent does not match");
-                     }
-                     TerminateWorkflow(reason, details, identity, now, ms, fx);
-                     return absl::OkStatus();
-                   });
+  return OnRun(namespace_id, workflow_id, run_id, [&](const std::string& resolved) {
+    return UpdateRun(MakeRunKey(namespace_id, workflow_id, resolved),
+                     [&](v1::MutableState* ms, Effects* fx, bool*) {
+                       const v1::ExecutionInfo& info = ms->execution();
+                       if (!IsRunning(*ms)) {
+                         return WorkflowNotFound("workflow execution already completed");
+                       }
+                       if (!first_run_id.empty() && info.first_execution_run_id() != first_run_id) {
+                         return WorkflowNotFound("workflow execution not found in the chain");
+                       }
+                       if (parent != nullptr &&
+                           (info.parent_workflow_id() != parent->workflow_id() ||
+                            info.parent_run_id() != parent->run_id())) {
+                         return WorkflowNotFound("workflow parent does not match");
+                       }
+                       TerminateWorkflow(reason, details, identity, now, ms, fx);
+                       return absl::OkStatus();
+                     });
+  });
 }
 
 }  // namespace almanac::history

@@ -556,6 +556,11 @@ std::optional<CommandError> HandleSignalExternalWorkflowExecution(const Command&
   if (static_cast<int64_t>(a.input().ByteSizeLong()) > ctx->limits.blob_size_error) {
     return Refuse(cause, "SignalExternalWorkflowExecutionCommandAttributes.Input exceeds size limit.");
   }
+  if (ctx->ms->signals_requested_size() >= ctx->limits.max_pending_signals) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_SIGNALS_LIMIT_EXCEEDED,
+                  absl::StrCat("the run has ", ctx->ms->signals_requested_size(),
+                               " pending signals to other workflows, the limit"));
+  }
   HistoryEvent e =
       NewEvent(enums::EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, ctx->now);
   auto* ea = e.mutable_signal_external_workflow_execution_initiated_event_attributes();
@@ -587,6 +592,11 @@ std::optional<CommandError> HandleRequestCancelExternalWorkflowExecution(const C
   if (a.workflow_id().empty()) {
     return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
                   "WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand.");
+  }
+  if (ctx->ms->cancels_requested_size() >= ctx->limits.max_pending_cancel_requests) {
+    return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_REQUEST_CANCEL_LIMIT_EXCEEDED,
+                  absl::StrCat("the run has ", ctx->ms->cancels_requested_size(),
+                               " pending cancellation requests to other workflows, the limit"));
   }
   HistoryEvent e =
       NewEvent(enums::EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED, ctx->now);

@@ -187,6 +187,34 @@ TEST_F(CommandHandlersTest, ScheduleActivityRefusesADuplicateIdAndTooManyPending
                 "the run has 1 pending activities, the limit");
 }
 
+TEST_F(CommandHandlersTest, PendingChildSignalAndCancelLimitsRefuseOneMore) {
+  Command child;
+  child.set_command_type(enums::COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION);
+  child.mutable_start_child_workflow_execution_command_attributes()->set_workflow_id("kid");
+  child.mutable_start_child_workflow_execution_command_attributes()->mutable_workflow_type()
+      ->set_name("Kid");
+  Command signal;
+  signal.set_command_type(enums::COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION);
+  signal.mutable_signal_external_workflow_execution_command_attributes()->mutable_execution()
+      ->set_workflow_id("other");
+  signal.mutable_signal_external_workflow_execution_command_attributes()->set_signal_name("s");
+  Command cancel;
+  cancel.set_command_type(enums::COMMAND_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION);
+  cancel.mutable_request_cancel_external_workflow_execution_command_attributes()
+      ->set_workflow_id("other");
+  for (const Command* c : {&child, &signal, &cancel}) ASSERT_FALSE(Run(*c).has_value());
+  limits_.max_pending_children = 1;
+  limits_.max_pending_signals = 1;
+  limits_.max_pending_cancel_requests = 1;
+  ExpectRefused(Run(child), enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_CHILD_WORKFLOWS_LIMIT_EXCEEDED,
+                "the run has 1 pending child workflows, the limit");
+  ExpectRefused(Run(signal), enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_SIGNALS_LIMIT_EXCEEDED,
+                "the run has 1 pending signals to other workflows, the limit");
+  ExpectRefused(Run(cancel),
+                enums::WORKFLOW_TASK_FAILED_CAUSE_PENDING_REQUEST_CANCEL_LIMIT_EXCEEDED,
+                "the run has 1 pending cancellation requests to other workflows, the limit");
+}
+
 TEST_F(CommandHandlersTest, ScheduleActivityWritesScheduledAndDispatchesTheFirstAttempt) {
   Command c = ScheduleActivity("a1");
   auto* a = c.mutable_schedule_activity_task_command_attributes();

@@ -118,6 +118,22 @@ absl::StatusOr<std::string> HistoryEngine::ResolveRunId(const std::string& names
   return current->run_id;
 }
 
+absl::Status HistoryEngine::OnRun(const std::string& namespace_id, const std::string& workflow_id,
+                                  const std::string& run_id,
+                                  const std::function<absl::Status(const std::string&)>& attempt) {
+  if (!run_id.empty()) return attempt(run_id);
+  auto current = ResolveRunId(namespace_id, workflow_id, "");
+  if (!current.ok()) return current.status();
+  constexpr int kFollows = 8;  // a chain that moves on faster than this is left to the caller
+  for (int i = 0;; ++i) {
+    absl::Status st = attempt(*current);
+    if (!absl::IsNotFound(st) || i == kFollows) return st;
+    auto now_current = ResolveRunId(namespace_id, workflow_id, "");
+    if (!now_current.ok() || *now_current == *current) return st;
+    current = std::move(now_current);
+  }
+}
+
 absl::Status HistoryEngine::UpdateRun(const v1::RunKey& run, const MutationFn& fn) {
   auto ctx = Context(run.namespace_id(), run.workflow_id());
   absl::MutexLock lock(&(*ctx)->mu);

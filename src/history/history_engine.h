@@ -249,6 +249,13 @@ class HistoryEngine final : public HistoryClient {
   absl::StatusOr<std::string> ResolveRunId(const std::string& namespace_id,
                                            const std::string& workflow_id,
                                            const std::string& run_id);
+  // Calls `attempt` with the run named (empty: the current one). When the current run
+  // answers NotFound because it closed after it was looked up, and another run has become
+  // current meanwhile (its retry, continue-as-new or cron successor), the attempt is made on
+  // that one, as Temporal re-checks the current run under its lock.
+  absl::Status OnRun(const std::string& namespace_id, const std::string& workflow_id,
+                     const std::string& run_id,
+                     const std::function<absl::Status(const std::string&)>& attempt);
   // What a mutation that may close the run needs to start its successor. Reads the run's
   // first event only when the run has a retry policy.
   // Which mutations read the run's first event for a successor: those that may retry the
@@ -317,6 +324,11 @@ class HistoryEngine final : public HistoryClient {
                          const std::string& run_id,
                          temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes attrs,
                          bool child_only);
+  // SignalRun on one resolved run.
+  absl::Status SignalRunOnce(
+      const std::string& namespace_id, const std::string& workflow_id, const std::string& run_id,
+      const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes& attrs,
+      bool child_only);
   absl::Status CancelRun(const std::string& namespace_id, const std::string& workflow_id,
                          const std::string& run_id,
                          temporal::api::history::v1::WorkflowExecutionCancelRequestedEventAttributes attrs,

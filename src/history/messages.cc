@@ -99,8 +99,16 @@ absl::Status HistoryEngine::SignalRun(const std::string& namespace_id,
                                       const std::string& workflow_id, const std::string& run_id,
                                       WorkflowExecutionSignaledEventAttributes attrs,
                                       bool child_only) {
-  auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
-  if (!resolved.ok()) return resolved.status();
+  return OnRun(namespace_id, workflow_id, run_id, [&](const std::string& resolved) {
+    return SignalRunOnce(namespace_id, workflow_id, resolved, attrs, child_only);
+  });
+}
+
+absl::Status HistoryEngine::SignalRunOnce(const std::string& namespace_id,
+                                          const std::string& workflow_id,
+                                          const std::string& run_id,
+                                          const WorkflowExecutionSignaledEventAttributes& attrs,
+                                          bool child_only) {
   ShardContext& shard = ShardFor(namespace_id, workflow_id);
   const absl::Time now = clock_->Now();
   const std::string request_id = attrs.request_id();
@@ -114,7 +122,7 @@ absl::Status HistoryEngine::SignalRun(const std::string& namespace_id,
     if (applied->has_value()) return absl::OkStatus();  // applied once already
   }
   return UpdateRunLocked(
-      ctx->get(), MakeRunKey(namespace_id, workflow_id, *resolved),
+      ctx->get(), MakeRunKey(namespace_id, workflow_id, run_id),
       [&](v1::MutableState* ms, Effects* fx, bool*) {
         if (!IsRunning(*ms)) return WorkflowNotFound("workflow execution already completed");
         if (child_only && (ms->execution().parent_workflow_id() !=
@@ -133,28 +141,28 @@ absl::Status HistoryEngine::CancelRun(const std::string& namespace_id,
                                       const std::string& workflow_id, const std::string& run_id,
                                       WorkflowExecutionCancelRequestedEventAttributes attrs,
                                       bool child_only, const std::string& first_run_id) {
-  auto resolved = ResolveRunId(namespace_id, workflow_id, run_id);
-  if (!resolved.ok()) return resolved.status();
   const absl::Time now = clock_->Now();
-  return UpdateRun(MakeRunKey(namespace_id, workflow_id, *resolved),
-                   [&](v1::MutableState* ms, Effects* fx, bool* write) {
-                     if (!IsRunning(*ms)) {
-                       return WorkflowNotFound("workflow execution already completed");
-                     }
-                     if (!first_run_id.empty() &&
-                         ms->execution().first_execution_run_id() != first_run_id) {
-                       return WorkflowNotFound("workflow execution not found in the chain");
-                     }
-                     if (child_only && (ms->execution().parent_workflow_id() !=
-                                            attrs.external_workflow_execution().workflow_id() ||
-                                        ms->execution().parent_run_id() !=
-                                            attrs.external_workflow_execution().run_id())) {
-                       return WorkflowNotFound("workflow parent does not match");
-                     }
-                     *write = !ms->execution().cancel_requested();
-                     RequestCancelWorkflow(attrs, now, ms, fx);
-                     return absl::OkStatus();
-                   });
+  return OnRun(namespace_id, workflow_id, run_id, [&](const std::string& resolved) {
+    return UpdateRun(MakeRunKey(namespace_id, workflow_id, resolved),
+                     [&](v1::MutableState* ms, Effects* fx, bool* write) {
+                       const v1::ExecutionInfo& info = ms->execution();
+                       if (!IsRunning(*ms)) {
+                         return WorkflowNotFound("workflow execution already completed");
+                       }
+                       if (!first_run_id.empty() && info.first_execution_run_id() != first_run_id) {
+                         return WorkflowNotFound("workflow execution not found in the chain");
+                       }
+                       if (child_only &&
+                           (info.parent_workflow_id() !=
+                                attrs.external_workflow_execution().workflow_id() ||
+                            info.parent_run_id() != attrs.external_workflow_execution().run_id())) {
+                         return WorkflowNotFound("workflow parent does not match");
+                       }
+                       *write = !info.cancel_requested();
+                       RequestCancelWorkflow(attrs, now, ms, fx);
+                       return absl::OkStatus();
+                     });
+  });
 }
 
 absl::Status HistoryEngine::SignalWorkflowExecution(

@@ -84,6 +84,8 @@ struct Limits {
   int max_in_flight_updates = 10;   // admitted or accepted, not yet completed, per run
   int max_total_updates = 2000;     // distinct updates a run may receive
   int max_pending_children = 2000;  // child workflows started and not yet closed, per run
+  int max_pending_signals = 2000;   // signals to other workflows not yet delivered, per run
+  int max_pending_cancel_requests = 2000;  // cancellations of other workflows, likewise
 };
 
 // A child's parent, as the child's runs record it.

@@ -91,7 +91,8 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
     st = CheckKeys(l, "limits",
                    {"history_count_warn", "history_count_error", "history_size_warn_bytes",
                     "history_size_error_bytes", "max_pending_activities", "blob_size_error_bytes",
-                    "max_in_flight_updates", "max_total_updates", "max_pending_children"});
+                    "max_in_flight_updates", "max_total_updates", "max_pending_children",
+                    "max_pending_signals", "max_pending_cancel_requests"});
     if (!st.ok()) return st;
     auto& lim = c->limits;
     if (l["history_count_warn"]) lim.history_count_warn = l["history_count_warn"].as<int64_t>();
@@ -103,6 +104,10 @@ absl::Status Apply(const YAML::Node& root, ServerConfig* c) {
     if (l["max_in_flight_updates"]) lim.max_in_flight_updates = l["max_in_flight_updates"].as<int>();
     if (l["max_total_updates"]) lim.max_total_updates = l["max_total_updates"].as<int>();
     if (l["max_pending_children"]) lim.max_pending_children = l["max_pending_children"].as<int>();
+    if (l["max_pending_signals"]) lim.max_pending_signals = l["max_pending_signals"].as<int>();
+    if (l["max_pending_cancel_requests"]) {
+      lim.max_pending_cancel_requests = l["max_pending_cancel_requests"].as<int>();
+    }
   }
   if (const auto l = root["log"]) {
     st = CheckKeys(l, "log", {"level"});

@@ -13,6 +13,7 @@
 #include "common/executor.h"
 #include "common/ids.h"
 #include "common/namespace_registry.h"
+#include "frontend/unimplemented.h"
 #include "frontend/workflow_service.h"
 #include "history/history_engine.h"
 #include "history/state_machine.h"
@@ -158,6 +159,10 @@ class ServerImpl final : public Server {
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(workflow_service_.get());
     builder.RegisterService(&operator_service_);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(frontend::NewUnimplementedNamingInterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
     builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
     builder.SetMaxSendMessageSize(64 * 1024 * 1024);
     grpc_ = builder.BuildAndStart();
