@@ -112,3 +112,14 @@ async def bounded(calls, limit: int = 20) -> list:
             return await call
 
     return list(await asyncio.gather(*(one(c) for c in calls)))
+
+
+async def run_cli(server: Any, *args: str) -> tuple[int, str, str]:
+    """Runs the `temporal` CLI against `server`; its exit code, stdout and stderr."""
+    from test_process import temporal_cli  # not at import time: test_process imports helpers
+
+    process = await asyncio.create_subprocess_exec(
+        temporal_cli(), *args, "--address", server.address,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()

@@ -7,7 +7,6 @@ type fails the query only; reject conditions refuse by the run's status.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -34,9 +33,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import history_events, types_of, unique_id, wait_for_event
+from helpers import history_events, run_cli, types_of, unique_id, wait_for_event
 from message_workflows import BusyFirstTaskWorkflow, QueryWorkflow, SignalWorkflow
-from test_process import temporal_cli
 
 RPC_TIMEOUT = timedelta(seconds=10)
 E = EventType
@@ -163,14 +161,6 @@ async def test_query_reject_conditions(client: Client, task_queue: str):
 
 
 # The temporal CLI ----------------------------------------------------------------------------
-
-
-async def run_cli(server, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        temporal_cli(), *args, "--address", server.address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_cli_query_and_stack(server, client: Client, task_queue: str):

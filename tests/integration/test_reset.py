@@ -67,6 +67,7 @@ from helpers import (
     decode,
     history_events,
     of_type,
+    run_cli,
     types_of,
     unique_id,
     wait_for_event,
@@ -78,7 +79,6 @@ from reset_workflows import (
     ParentOfWaitingChild,
     WaitingChild,
 )
-from test_process import temporal_cli
 
 E = EventType
 STARTED = "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
@@ -169,14 +169,6 @@ async def assert_terminated_by_reset(handle: WorkflowHandle, before: list[Histor
     assert events[-1].workflow_execution_terminated_event_attributes == \
         WorkflowExecutionTerminatedEventAttributes(reason=reason, identity=RESETTER_IDENTITY)
     assert (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED
-
-
-async def run_cli(server, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        temporal_cli(), *args, "--address", server.address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def expect_rpc_error(call, code: RPCStatusCode, message: str) -> None:

@@ -45,9 +45,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 import message_workflows
-from helpers import decode, history_events, of_type, types_of, unique_id, wait_for_event
+from helpers import (decode, history_events, of_type, run_cli, types_of, unique_id,
+                     wait_for_event)
 from message_workflows import UpdateWorkflow
-from test_process import temporal_cli
 
 RPC_TIMEOUT = timedelta(seconds=10)
 E = EventType
@@ -392,14 +392,6 @@ async def test_update_with_start_conflict_fail_on_running(client: Client, task_q
 
 
 # The temporal CLI ----------------------------------------------------------------------------
-
-
-async def run_cli(server, *args: str) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
-        temporal_cli(), *args, "--address", server.address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
 
 
 async def test_cli_update_execute(server, client: Client, task_queue: str):
