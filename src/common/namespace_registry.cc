@@ -60,4 +60,18 @@ absl::Status NamespaceRegistry::Update(const v1::NamespaceRecord& record) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<v1::NamespaceRecord> NamespaceRegistry::Change(
+    const std::string& name, absl::FunctionRef<absl::Status(v1::NamespaceRecord*)> change) {
+  absl::MutexLock serial(&change_mu_);
+  // Read from the store, not the cache: another process may share the database.
+  auto record = store_->GetByName(name);
+  if (absl::IsNotFound(record.status())) return NamespaceNotFound(name);
+  if (!record.ok()) return record.status();
+  absl::Status st = change(&*record);
+  if (!st.ok()) return st;
+  st = Update(*record);
+  if (!st.ok()) return st;
+  return record;
+}
+
 }  // namespace almanac

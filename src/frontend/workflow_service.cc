@@ -11,6 +11,7 @@
 #include "common/ids.h"
 #include "common/status_details.h"
 #include "frontend/errors.h"
+#include "frontend/visibility.h"
 #include "history/state_machine.h"
 #include "temporal/api/errordetails/v1/message.pb.h"
 #include "temporal/api/failure/v1/message.pb.h"
@@ -133,11 +134,13 @@ ws::DescribeNamespaceResponse DescribeRecord(const v1::NamespaceRecord& r) {
 class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
  public:
   WorkflowServiceImpl(NamespaceRegistry* namespaces, history::HistoryClient* history,
-                      matching::MatchingClient* matching, Executor* executor, Clock* clock,
-                      ServerIdentity identity, ValidationLimits limits)
+                      matching::MatchingClient* matching, persistence::VisibilityStore* visibility,
+                      Executor* executor, Clock* clock, ServerIdentity identity,
+                      ValidationLimits limits)
       : namespaces_(namespaces),
         history_(history),
         matching_(matching),
+        visibility_(namespaces, visibility),
         executor_(executor),
         clock_(clock),
         identity_(std::move(identity)),
@@ -407,6 +410,32 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
           });
     });
     return reactor;
+  }
+
+  // ---- Visibility ---------------------------------------------------------------------------
+
+  ServerUnaryReactor* ListWorkflowExecutions(CallbackServerContext* ctx,
+                                             const ws::ListWorkflowExecutionsRequest* req,
+                                             ws::ListWorkflowExecutionsResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return visibility_.List(*req, resp); });
+  }
+
+  ServerUnaryReactor* ScanWorkflowExecutions(CallbackServerContext* ctx,
+                                             const ws::ScanWorkflowExecutionsRequest* req,
+                                             ws::ScanWorkflowExecutionsResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return visibility_.Scan(*req, resp); });
+  }
+
+  ServerUnaryReactor* CountWorkflowExecutions(CallbackServerContext* ctx,
+                                              const ws::CountWorkflowExecutionsRequest* req,
+                                              ws::CountWorkflowExecutionsResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return visibility_.Count(*req, resp); });
+  }
+
+  ServerUnaryReactor* GetSearchAttributes(CallbackServerContext* ctx,
+                                          const ws::GetSearchAttributesRequest* req,
+                                          ws::GetSearchAttributesResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return visibility_.GetSearchAttributes(*req, resp); });
   }
 
   // ---- Workers ------------------------------------------------------------------------------
@@ -846,6 +875,7 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
   NamespaceRegistry* const namespaces_;
   history::HistoryClient* const history_;
   matching::MatchingClient* const matching_;
+  VisibilityCalls visibility_;
   Executor* const executor_;
   Clock* const clock_;
   const ServerIdentity identity_;
@@ -856,10 +886,10 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
 
 std::unique_ptr<ws::WorkflowService::CallbackService> NewWorkflowService(
     NamespaceRegistry* namespaces, history::HistoryClient* history,
-    matching::MatchingClient* matching, Executor* executor, Clock* clock, ServerIdentity identity,
-    ValidationLimits limits) {
-  return std::make_unique<WorkflowServiceImpl>(namespaces, history, matching, executor, clock,
-                                               std::move(identity), limits);
+    matching::MatchingClient* matching, persistence::VisibilityStore* visibility,
+    Executor* executor, Clock* clock, ServerIdentity identity, ValidationLimits limits) {
+  return std::make_unique<WorkflowServiceImpl>(namespaces, history, matching, visibility,
+                                               executor, clock, std::move(identity), limits);
 }
 
 }  // namespace almanac::frontend

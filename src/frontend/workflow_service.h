@@ -14,6 +14,7 @@
 #include "frontend/validation.h"
 #include "history/history_client.h"
 #include "matching/matching_client.h"
+#include "persistence/stores.h"
 #include "temporal/api/workflowservice/v1/service.grpc.pb.h"
 
 namespace almanac::frontend {
@@ -28,7 +29,8 @@ struct ServerIdentity {
 
 std::unique_ptr<temporal::api::workflowservice::v1::WorkflowService::CallbackService>
 NewWorkflowService(NamespaceRegistry* namespaces, history::HistoryClient* history,
-                   matching::MatchingClient* matching, Executor* executor, Clock* clock,
+                   matching::MatchingClient* matching, persistence::VisibilityStore* visibility,
+                   Executor* executor, Clock* clock,
                    ServerIdentity identity, ValidationLimits limits);
 
 }  // namespace almanac::frontend

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "history/state_machine.h"
+#include "persistence/search_attributes.h"
 #include "history/state_machine_internal.h"
 
 namespace almanac::history::internal {
@@ -21,6 +22,17 @@ using api::failure::v1::Failure;
 
 CommandError Refuse(enums::WorkflowTaskFailedCause cause, std::string message) {
   return CommandError{cause, std::move(message)};
+}
+
+// Checks search attributes a command sets against the run's namespace, writing their types
+// in; refuses the command as Temporal does (BAD_SEARCH_ATTRIBUTES, its validator's text).
+std::optional<CommandError> CheckSearchAttributes(const CommandContext& ctx,
+                                                  api::common::v1::SearchAttributes* attributes) {
+  if (ctx.context == nullptr) return std::nullopt;
+  absl::Status st = persistence::ValidateSearchAttributes(
+      ctx.context->search_attributes, ctx.context->namespace_name, {}, attributes);
+  if (st.ok()) return std::nullopt;
+  return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, std::string(st.message()));
 }
 
 // Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message
@@ -245,15 +257,43 @@ std::optional<CommandError> HandleRecordMarker(const Command& command, CommandCo
 std::optional<CommandError> HandleUpsertWorkflowSearchAttributes(const Command& command,
                                                                  CommandContext* ctx) {
   const auto& a = command.upsert_workflow_search_attributes_command_attributes();
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES;
+  if (!command.has_upsert_workflow_search_attributes_command_attributes()) {
+    return Refuse(bad, "UpsertWorkflowSearchAttributesCommandAttributes is not set on command.");
+  }
+  if (!a.has_search_attributes()) return Refuse(bad, "SearchAttributes is not set on command.");
+  if (a.search_attributes().indexed_fields().empty()) {
+    return Refuse(bad, "IndexedFields is empty on command.");
+  }
+  api::common::v1::SearchAttributes attributes = a.search_attributes();
+  if (auto err = CheckSearchAttributes(*ctx, &attributes)) return err;
   HistoryEvent e = NewEvent(enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, ctx->now);
   auto* ea = e.mutable_upsert_workflow_search_attributes_event_attributes();
   ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
-  *ea->mutable_search_attributes() = a.search_attributes();
+  *ea->mutable_search_attributes() = attributes;
   Append(std::move(e), ctx->ms, ctx->fx);
-  // Upserted keys replace their old values; keys not named keep theirs.
-  auto* fields =
-      ctx->ms->mutable_execution()->mutable_search_attributes()->mutable_indexed_fields();
-  for (const auto& [k, v] : a.search_attributes().indexed_fields()) (*fields)[k] = v;
+  // Upserted keys replace their old values, or remove them (null, []); others keep theirs.
+  persistence::MergeSearchAttributes(
+      attributes, ctx->ms->mutable_execution()->mutable_search_attributes());
+  return std::nullopt;
+}
+
+std::optional<CommandError> HandleModifyWorkflowProperties(const Command& command,
+                                                           CommandContext* ctx) {
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_MODIFY_WORKFLOW_PROPERTIES_ATTRIBUTES;
+  if (!command.has_modify_workflow_properties_command_attributes()) {
+    return Refuse(bad, "ModifyWorkflowPropertiesCommandAttributes is not set on command.");
+  }
+  const auto& a = command.modify_workflow_properties_command_attributes();
+  if (static_cast<int64_t>(a.upserted_memo().ByteSizeLong()) > ctx->limits.blob_size_error) {
+    return Refuse(bad, "ModifyWorkflowPropertiesCommandAttributes.UpsertedMemo exceeds size limit.");
+  }
+  HistoryEvent e = NewEvent(enums::EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED, ctx->now);
+  auto* ea = e.mutable_workflow_properties_modified_event_attributes();
+  ea->set_workflow_task_completed_event_id(ctx->completed_event_id);
+  if (a.has_upserted_memo()) *ea->mutable_upserted_memo() = a.upserted_memo();
+  Append(std::move(e), ctx->ms, ctx->fx);
+  persistence::MergeMemo(a.upserted_memo(), ctx->ms->mutable_execution()->mutable_memo());
   return std::nullopt;
 }
 
@@ -384,7 +424,11 @@ std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& 
   }
   // Memo and search attributes carry over unless the command replaces them.
   if (a.has_memo()) spec.memo = a.memo();
-  if (a.has_search_attributes()) spec.search_attributes = a.search_attributes();
+  if (a.has_search_attributes()) {
+    api::common::v1::SearchAttributes attributes = a.search_attributes();
+    if (auto err = CheckSearchAttributes(*ctx, &attributes)) return err;
+    spec.search_attributes = std::move(attributes);
+  }
   spec.header = a.header();
   if (a.has_retry_policy()) spec.retry_policy = a.retry_policy();
   spec.cron_schedule = a.cron_schedule();
@@ -409,7 +453,7 @@ std::optional<CommandError> HandleContinueAsNewWorkflowExecution(const Command& 
   if (a.has_header()) *ea->mutable_header() = a.header();
   *ea->mutable_memo() = a.has_memo() ? a.memo() : info.memo();
   *ea->mutable_search_attributes() =
-      a.has_search_attributes() ? a.search_attributes() : info.search_attributes();
+      spec.search_attributes.has_value() ? *spec.search_attributes : info.search_attributes();
   Append(std::move(e), ctx->ms, ctx->fx);
   Close(enums::WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, ctx->now, ctx->ms, ctx->fx);
   BuildSuccessorRun(spec, ctx->chain, ctx->now, ctx->ms, ctx->fx);
@@ -471,6 +515,11 @@ std::optional<CommandError> HandleStartChildWorkflowExecution(const Command& com
                                       "negative duration. WorkflowId=", wid, " WorkflowType=",
                                       type, " Namespace=", ns));
     }
+  }
+  // Attributes for a child in this namespace are checked here; one elsewhere is checked
+  // against its own namespace when it starts.
+  if (a.has_search_attributes() && namespace_id == parent.namespace_id()) {
+    if (auto err = CheckSearchAttributes(*ctx, a.mutable_search_attributes())) return err;
   }
   if (!a.cron_schedule().empty() &&
       !CronBackoff(a.cron_schedule(), ctx->now, ctx->now).has_value()) {
@@ -741,8 +790,10 @@ CommandHandler HandlerFor(enums::CommandType type) {
       return &HandleRequestCancelExternalWorkflowExecution;
     case enums::COMMAND_TYPE_PROTOCOL_MESSAGE:
       return &HandleProtocolMessage;
+    case enums::COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES:
+      return &HandleModifyWorkflowProperties;
     default:
-      // Nexus operations, workflow properties, ...: refused until implemented.
+      // Nexus operations, ...: refused until implemented.
       return &HandleUnsupportedCommand;
   }
 }

@@ -124,8 +124,7 @@ TEST_F(CommandHandlersTest, EachImplementedCommandTypeHasItsOwnHandler) {
 }
 
 TEST_F(CommandHandlersTest, CommandsNotImplementedYetAreRefusedByName) {
-  for (auto type : {enums::COMMAND_TYPE_UNSPECIFIED,
-                    enums::COMMAND_TYPE_MODIFY_WORKFLOW_PROPERTIES}) {
+  for (auto type : {enums::COMMAND_TYPE_UNSPECIFIED}) {
     EXPECT_EQ(HandlerFor(type), &HandleUnsupportedCommand);
     ExpectRefused(Run(OfType(type)), enums::WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND,
                   "command " + enums::CommandType_Name(type) +

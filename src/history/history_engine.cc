@@ -1,4 +1,6 @@
 #include "absl/strings/string_view.h"
+#include "common/custom_search_attributes.h"
+#include "persistence/search_attributes.h"
 #include "history/history_engine.h"
 
 #include <utility>
@@ -15,6 +17,18 @@ namespace enums = temporal::api::enums::v1;
 using persistence::ExecutionMutation;
 
 namespace {
+
+// Whether events change what visibility shows of a run beyond its start and close: its
+// search attributes or memo.
+bool ChangesVisibility(const std::vector<HistoryEvent>& events) {
+  for (const HistoryEvent& e : events) {
+    if (e.event_type() == enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES ||
+        e.event_type() == enums::EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED) {
+      return true;
+    }
+  }
+  return false;
+}
 
 // FNV-1a: a hash that never changes between builds, since shard ids are persisted.
 uint64_t StableHash(absl::string_view a, absl::string_view b) {
@@ -234,7 +248,7 @@ absl::Status HistoryEngine::Commit(WorkflowContext* ctx, ShardContext& shard,
   m.timer_tasks = fx.timer_tasks;
   m.current = options.current;
   m.previous_run_id = options.previous_run_id;
-  m.write_visibility = options.create || fx.closed;
+  m.write_visibility = options.create || fx.closed || ChangesVisibility(fx.events);
   if (!options.request_id.empty()) {
     m.request_ids.push_back({options.request_id, next.execution().run_id(),
                              clock_->Now() + kRequestIdRetention});
@@ -365,9 +379,20 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartWorkflo
 
 absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     WorkflowContext* ctx, const std::string& namespace_id,
-    const wsv1::StartWorkflowExecutionRequest& request,
+    const wsv1::StartWorkflowExecutionRequest& given,
     const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
     const ParentInfo* parent) {
+  // Search attributes are checked against the namespace and stored with their types.
+  std::optional<wsv1::StartWorkflowExecutionRequest> typed;
+  if (!given.search_attributes().indexed_fields().empty()) {
+    auto ns = namespaces_->GetById(namespace_id);
+    if (!ns.ok()) return ns.status();
+    typed = given;
+    absl::Status valid = persistence::ValidateSearchAttributes(
+        SearchAttributeSchemaOf(*ns), ns->info().name(), {}, typed->mutable_search_attributes());
+    if (!valid.ok()) return valid;
+  }
+  const wsv1::StartWorkflowExecutionRequest& request = typed.has_value() ? *typed : given;
   const std::string& wid = request.workflow_id();
   ShardContext& shard = ShardFor(namespace_id, wid);
   for (int attempt = 0; attempt < 3; ++attempt) {

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/ids.h"
 #include "common/status_details.h"
+#include "common/custom_search_attributes.h"
 #include "history/history_engine.h"
 #include "spdlog/spdlog.h"
 #include "temporal/api/errordetails/v1/message.pb.h"
@@ -676,7 +677,10 @@ CompletionContext HistoryEngine::CompletionContextFor(WorkflowContext* ctx, cons
                                                       int64_t stamp) {
   CompletionContext out;
   auto ns = namespaces_->GetById(run.namespace_id());
-  if (ns.ok()) out.namespace_name = ns->info().name();
+  if (ns.ok()) {
+    out.namespace_name = ns->info().name();
+    out.search_attributes = SearchAttributeSchemaOf(*ns);
+  }
   auto rit = ctx->runs.find(run.run_id());
   if (rit == ctx->runs.end()) return out;
   for (const auto& [update_id, pending] : rit->second.updates) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "persistence/search_attributes.h"
 #include "history/state_machine.h"
 #include "history/state_machine_internal.h"
 
@@ -136,14 +137,15 @@ bool Replay(const HistoryEvent& e, v1::MutableState* ms) {
     case enums::EVENT_TYPE_TIMER_CANCELED:
       ms->mutable_timers()->erase(e.timer_canceled_event_attributes().timer_id());
       break;
-    case enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-      auto* fields = info->mutable_search_attributes()->mutable_indexed_fields();
-      for (const auto& [k, v] :
-           e.upsert_workflow_search_attributes_event_attributes().search_attributes().indexed_fields()) {
-        (*fields)[k] = v;
-      }
+    case enums::EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+      persistence::MergeSearchAttributes(
+          e.upsert_workflow_search_attributes_event_attributes().search_attributes(),
+          info->mutable_search_attributes());
       break;
-    }
+    case enums::EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED:
+      persistence::MergeMemo(e.workflow_properties_modified_event_attributes().upserted_memo(),
+                             info->mutable_memo());
+      break;
     case enums::EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED:
       info->set_cancel_requested(true);
       break;

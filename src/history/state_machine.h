@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "almanac/v1/persistence.pb.h"
+#include "persistence/visibility_query.h"
 #include "temporal/api/enums/v1/failed_cause.pb.h"
 #include "temporal/api/history/v1/message.pb.h"
 #include "temporal/api/update/v1/message.pb.h"
@@ -172,6 +173,8 @@ struct CompletionContext {
   // The ids of the namespaces the completion's StartChildWorkflowExecution commands name,
   // by name; a name missing here does not exist.
   std::map<std::string, std::string> namespace_ids;
+  // The namespace's custom search attributes, against which commands' attributes are checked.
+  persistence::SearchAttributeSchema search_attributes;
 };
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,

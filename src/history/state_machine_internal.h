@@ -199,6 +199,8 @@ std::optional<CommandError> HandleCancelTimer(const api::command::v1::Command& c
                                               CommandContext* ctx);
 std::optional<CommandError> HandleRecordMarker(const api::command::v1::Command& command,
                                                CommandContext* ctx);
+std::optional<CommandError> HandleModifyWorkflowProperties(const api::command::v1::Command& command,
+                                                           CommandContext* ctx);
 std::optional<CommandError> HandleUpsertWorkflowSearchAttributes(
     const api::command::v1::Command& command, CommandContext* ctx);
 std::optional<CommandError> HandleCompleteWorkflowExecution(

@@ -136,6 +136,50 @@ const std::vector<std::vector<std::string>>& Migrations() {
                PRIMARY KEY (shard_id, namespace_id, workflow_id, request_id)))",
           R"(CREATE INDEX request_ids_by_expiry ON request_ids (shard_id, expire_at))",
       },
+      // Version 5: visibility keeps every built-in attribute Temporal lists and filters on, the
+      // run's memo and search attributes (payload bytes, returned by list calls), and an
+      // index of the search attributes, one row per value (visibility_query.h describes it).
+      {
+          R"(ALTER TABLE visibility ADD COLUMN execution_duration BIGINT)",
+          R"(ALTER TABLE visibility ADD COLUMN state_transition_count BIGINT NOT NULL DEFAULT 0)",
+          R"(ALTER TABLE visibility ADD COLUMN history_size_bytes BIGINT NOT NULL DEFAULT 0)",
+          R"(ALTER TABLE visibility ADD COLUMN parent_workflow_id TEXT)",
+          R"(ALTER TABLE visibility ADD COLUMN parent_run_id TEXT)",
+          R"(ALTER TABLE visibility ADD COLUMN root_workflow_id TEXT)",
+          R"(ALTER TABLE visibility ADD COLUMN root_run_id TEXT)",
+          R"(ALTER TABLE visibility ADD COLUMN memo BLOB)",
+          R"(ALTER TABLE visibility ADD COLUMN search_attributes BLOB)",
+          R"(CREATE TABLE visibility_search_attributes (
+               namespace_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               name TEXT NOT NULL,
+               int_value BIGINT,
+               double_value DOUBLE PRECISION,
+               text_value TEXT))",
+          R"(CREATE INDEX visibility_sa_by_run ON visibility_search_attributes
+               (namespace_id, run_id, name))",
+          R"(CREATE INDEX visibility_sa_by_text ON visibility_search_attributes
+               (namespace_id, name, text_value))",
+          R"(CREATE INDEX visibility_sa_by_int ON visibility_search_attributes
+               (namespace_id, name, int_value))",
+          R"(CREATE INDEX visibility_sa_by_double ON visibility_search_attributes
+               (namespace_id, name, double_value))",
+          // The default order (open runs first, newest first) and the common filters, each
+          // ending in that order so that a page is an index range scan.
+          R"(CREATE INDEX visibility_by_order ON visibility
+               (namespace_id, (COALESCE(close_time, 9223372036854775807)) DESC, start_time DESC,
+                run_id))",
+          R"(CREATE INDEX visibility_by_status ON visibility
+               (namespace_id, status, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
+          R"(CREATE INDEX visibility_by_type ON visibility
+               (namespace_id, workflow_type, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
+          R"(CREATE INDEX visibility_by_task_queue ON visibility
+               (namespace_id, task_queue, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
+          R"(CREATE INDEX visibility_by_close_time ON visibility (namespace_id, close_time))",
+      },
   };
   return *migrations;
 }

@@ -16,7 +16,9 @@
 #include "absl/time/time.h"
 #include "almanac/v1/persistence.pb.h"
 #include "persistence/driver.h"
+#include "persistence/visibility_query.h"
 #include "temporal/api/history/v1/message.pb.h"
+#include "temporal/api/workflow/v1/message.pb.h"
 
 namespace almanac::persistence {
 
@@ -224,6 +226,36 @@ class TaskQueueStore {
                                        int64_t ack_level) = 0;
 };
 
+// Visibility: one row per run with its built-in attributes, memo and search attributes, which
+// ExecutionStore::Apply writes in the mutation's transaction (write_visibility), and an index
+// of the search attributes. Read with the list filter compiled by CompileVisibilityQuery for
+// dialect(), with first_placeholder = kFirstQueryPlaceholder.
+class VisibilityStore {
+ public:
+  static constexpr int kFirstQueryPlaceholder = 2;  // $1 is the namespace id
+
+  struct Page {
+    std::vector<temporal::api::workflow::v1::WorkflowExecutionInfo> executions;
+    std::string next_page_token;  // empty on the last page
+  };
+  struct Count {
+    int64_t count = 0;
+    // With GROUP BY ExecutionStatus: each status present, with its count, by status.
+    std::vector<std::pair<int32_t, int64_t>> groups;
+  };
+
+  virtual ~VisibilityStore() = default;
+  virtual Dialect dialect() const = 0;
+  // The namespace's runs that match `query`, in its order, at most page_size of them, after
+  // the page that returned `page_token`. kInvalidArgument for a token that is not one of
+  // this query's.
+  virtual absl::StatusOr<Page> List(const std::string& namespace_id,
+                                    const CompiledVisibilityQuery& query, int page_size,
+                                    const std::string& page_token) = 0;
+  virtual absl::StatusOr<Count> CountRuns(const std::string& namespace_id,
+                                          const CompiledVisibilityQuery& query) = 0;
+};
+
 // All the stores over one database.
 struct Stores {
   std::unique_ptr<SqlDriver> driver;
@@ -232,6 +264,7 @@ struct Stores {
   std::unique_ptr<ShardStore> shards;
   std::unique_ptr<ExecutionStore> executions;
   std::unique_ptr<TaskQueueStore> task_queues;
+  std::unique_ptr<VisibilityStore> visibility;
 };
 
 // Builds the SQL stores over `driver` (which they then own). The schema must be current.

@@ -1726,4 +1726,8 @@ absl::StatusOr<CompiledVisibilityQuery> CompileVisibilityQuery(
   return CompileVisibilityQuery(*parsed, schema, options);
 }
 
+std::optional<int64_t> ParseRfc3339ToMicros(absl::string_view text) {
+  return ParseRfc3339Micros(text);
+}
+
 }  // namespace almanac::persistence

@@ -225,6 +225,10 @@ absl::string_view IndexedValueTypeName(IndexedValueType type);
 // (as Elasticsearch's standard analyzer does), ASCII-lowercased, each once, in order.
 std::vector<std::string> TokenizeText(absl::string_view text);
 
+// A time in RFC 3339 as Go's time.Parse(time.RFC3339Nano) reads it, as microseconds since the
+// Unix epoch (finer digits dropped); nullopt when it is not one.
+std::optional<int64_t> ParseRfc3339ToMicros(absl::string_view text);
+
 // The name Temporal shows for an execution status in a count's groups: "Running", "TimedOut";
 // empty for a value the enum does not have.
 std::string ExecutionStatusName(int status);

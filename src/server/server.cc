@@ -13,6 +13,7 @@
 #include "common/executor.h"
 #include "common/ids.h"
 #include "common/namespace_registry.h"
+#include "frontend/operator_service.h"
 #include "frontend/unimplemented.h"
 #include "frontend/workflow_service.h"
 #include "history/history_engine.h"
@@ -149,16 +150,17 @@ class ServerImpl final : public Server {
     identity.cluster_id = cluster->cluster_id;
     identity.num_shards = cluster->num_shards;
     identity.store = config.store;
-    workflow_service_ = frontend::NewWorkflowService(namespaces_.get(), history_.get(),
-                                                     matching_.get(), executor_.get(), clock,
-                                                     identity, ValidationLimitsOf(config));
+    workflow_service_ = frontend::NewWorkflowService(
+        namespaces_.get(), history_.get(), matching_.get(), stores_->visibility.get(),
+        executor_.get(), clock, identity, ValidationLimitsOf(config));
+    operator_service_ = frontend::NewOperatorService(namespaces_.get(), executor_.get());
 
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     const std::string address = absl::StrCat(config.bind_ip, ":", config.grpc_port);
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(workflow_service_.get());
-    builder.RegisterService(&operator_service_);
+    builder.RegisterService(operator_service_.get());
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
         interceptors;
     interceptors.push_back(frontend::NewUnimplementedNamingInterceptorFactory());
@@ -206,8 +208,8 @@ class ServerImpl final : public Server {
   std::unique_ptr<history::HistoryEngine> history_;
   std::unique_ptr<matching::MatchingEngine> matching_;
   std::unique_ptr<temporal::api::workflowservice::v1::WorkflowService::CallbackService> workflow_service_;
-  // Every OperatorService call answers UNIMPLEMENTED until its feature lands.
-  temporal::api::operatorservice::v1::OperatorService::CallbackService operator_service_;
+  std::unique_ptr<temporal::api::operatorservice::v1::OperatorService::CallbackService>
+      operator_service_;
   std::unique_ptr<grpc::Server> grpc_;
   int port_ = 0;
 };

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "persistence/sql/sql_visibility.h"
 #include "persistence/stores.h"
 
 namespace almanac::persistence {
@@ -317,24 +318,6 @@ class SqlExecutionStore final : public ExecutionStore {
     return t.seconds() * 1000000 + t.nanos() / 1000;
   }
 
-  // One visibility row per run, with the built-in attributes.
-  static absl::Status UpsertVisibility(SqlConnection& conn, const v1::MutableState& state) {
-    const v1::ExecutionInfo& info = state.execution();
-    SqlValue close = std::monostate{};
-    if (info.has_close_time()) close = Int(Micros(info.close_time()));
-    return conn.Exec(
-        "INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, "
-        "task_queue, status, start_time, execution_time, close_time, history_length) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-        "ON CONFLICT (namespace_id, run_id) DO UPDATE SET status = excluded.status, "
-        "close_time = excluded.close_time, history_length = excluded.history_length",
-        {Text(info.namespace_id()), Text(info.run_id()), Text(info.workflow_id()),
-         Text(info.workflow_type()), Text(info.task_queue()), Int(info.status()),
-         Int(Micros(info.start_time())), Int(Micros(info.execution_time())), close,
-         Int(state.next_event_id() - 1)},
-        nullptr);
-  }
-
   absl::Status Apply(const ExecutionMutation& m) override {
     const v1::MutableState& state = *m.state;
     const v1::ExecutionInfo& info = state.execution();
@@ -473,7 +456,7 @@ class SqlExecutionStore final : public ExecutionStore {
       }
 
       if (m.write_visibility) {
-        st = UpsertVisibility(conn, state);
+        st = WriteVisibility(conn, driver_->dialect(), state, m.create);
         if (!st.ok()) return st;
       }
       if (info.status() != temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_RUNNING &&
@@ -485,7 +468,7 @@ class SqlExecutionStore final : public ExecutionStore {
         if (!st.ok()) return st;
       }
       if (m.new_run_state != nullptr) {
-        st = UpsertVisibility(conn, *m.new_run_state);
+        st = WriteVisibility(conn, driver_->dialect(), *m.new_run_state, /*created=*/true);
         if (!st.ok()) return st;
       }
       for (const RequestIdRecord& r : m.request_ids) {
@@ -942,6 +925,7 @@ std::unique_ptr<Stores> NewSqlStores(std::unique_ptr<SqlDriver> driver) {
   stores->shards = std::make_unique<SqlShardStore>(d);
   stores->executions = std::make_unique<SqlExecutionStore>(d);
   stores->task_queues = std::make_unique<SqlTaskQueueStore>(d);
+  stores->visibility = NewSqlVisibilityStore(d);
   return stores;
 }
 

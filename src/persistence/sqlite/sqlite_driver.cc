@@ -42,6 +42,10 @@ class SqliteDriver;
 
 class SqliteConnection final : public SqlConnection {
  public:
+  // The store's own statements, a fixed set, stay prepared; statements beyond this many (the
+  // text of list filters varies without end) are prepared for each call.
+  static constexpr size_t kMaxCachedStatements = 256;
+
   SqliteConnection(sqlite3* db, absl::Mutex* writer_mu) : db_(db), writer_mu_(writer_mu) {}
   ~SqliteConnection() override {
     for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
@@ -59,8 +63,20 @@ class SqliteConnection final : public SqlConnection {
       int rc = sqlite3_prepare_v2(db_, text.c_str(), static_cast<int>(text.size()), &stmt,
                                   nullptr);
       if (rc != SQLITE_OK) return SqliteError(db_, rc, "prepare");
-      cache_.emplace(std::string(sql), stmt);
+      if (cache_.size() < kMaxCachedStatements) {
+        cache_.emplace(std::string(sql), stmt);
+      } else {
+        // A statement beyond the cache (a user's list filter, say) lives for this call only.
+        absl::Status st = Run(stmt, params, rows);
+        sqlite3_finalize(stmt);
+        return st;
+      }
     }
+    return Run(stmt, params, rows);
+  }
+
+ private:
+  absl::Status Run(sqlite3_stmt* stmt, absl::Span<const SqlValue> params, SqlRows* rows) {
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
     for (size_t i = 0; i < params.size(); ++i) {
@@ -121,6 +137,7 @@ class SqliteConnection final : public SqlConnection {
     return absl::OkStatus();
   }
 
+ public:
   absl::Status Begin() override ABSL_NO_THREAD_SAFETY_ANALYSIS {
     writer_mu_->Lock();
     absl::Status st = Exec("BEGIN IMMEDIATE", {}, nullptr);
