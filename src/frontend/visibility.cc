@@ -10,12 +10,15 @@ namespace {
 
 namespace ws = temporal::api::workflowservice::v1;
 
+absl::Status NamespaceEmpty() { return absl::InvalidArgumentError("Namespace is empty."); }
+
 }  // namespace
 
 absl::Status VisibilityCalls::Page(
     const std::string& ns_name, const std::string& query, int page_size, const std::string& token,
     google::protobuf::RepeatedPtrField<temporal::api::workflow::v1::WorkflowExecutionInfo>* out,
     std::string* next_token) {
+  if (ns_name.empty()) return NamespaceEmpty();
   absl::Status st = ValidateNamespaceName(ns_name);
   if (!st.ok()) return st;
   auto ns = namespaces_->GetByName(ns_name);
@@ -54,6 +57,7 @@ absl::Status VisibilityCalls::Scan(const ws::ScanWorkflowExecutionsRequest& req,
 
 absl::Status VisibilityCalls::Count(const ws::CountWorkflowExecutionsRequest& req,
                                     ws::CountWorkflowExecutionsResponse* resp) {
+  if (req.namespace_().empty()) return NamespaceEmpty();
   absl::Status st = ValidateNamespaceName(req.namespace_());
   if (!st.ok()) return st;
   auto ns = namespaces_->GetByName(req.namespace_());
@@ -73,6 +77,7 @@ absl::Status VisibilityCalls::Count(const ws::CountWorkflowExecutionsRequest& re
     auto* group = resp->add_groups();
     auto* value = group->add_group_values();
     (*value->mutable_metadata())["encoding"] = "json/plain";
+    (*value->mutable_metadata())["type"] = "Keyword";
     value->set_data(absl::StrCat("\"", persistence::ExecutionStatusName(status), "\""));
     group->set_count(n);
   }

@@ -177,6 +177,9 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     caps->set_activity_failure_include_heartbeat(true);
     // Signal and query headers are recorded and delivered to the worker.
     caps->set_signal_and_query_header(true);
+    // Visibility: counts grouped by status; workflows upsert their memo.
+    caps->set_count_group_by_execution_status(true);
+    caps->set_upsert_memo(true);
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -261,34 +264,35 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     return Run(ctx, [this, req, resp]() -> absl::Status {
       absl::Status st = ValidateNamespaceName(req->namespace_());
       if (!st.ok()) return st;
-      auto ns = namespaces_->GetByName(req->namespace_());
-      if (!ns.ok()) return ns.status();
-      v1::NamespaceRecord record = *ns;
-      if (req->has_update_info()) {
-        const auto& u = req->update_info();
-        if (!u.description().empty()) record.mutable_info()->set_description(u.description());
-        if (!u.owner_email().empty()) record.mutable_info()->set_owner_email(u.owner_email());
-        for (const auto& [k, v] : u.data()) (*record.mutable_info()->mutable_data())[k] = v;
-      }
-      if (req->has_config()) {
-        const auto& c = req->config();
-        if (c.has_workflow_execution_retention_ttl()) {
-          if (history::FromProto(c.workflow_execution_retention_ttl()) < absl::ZeroDuration()) {
-            return absl::InvalidArgumentError("WorkflowExecutionRetentionTtl must not be negative.");
+      auto changed = namespaces_->Change(req->namespace_(), [&](v1::NamespaceRecord* record)
+                                                                -> absl::Status {
+        if (req->has_update_info()) {
+          const auto& u = req->update_info();
+          if (!u.description().empty()) record->mutable_info()->set_description(u.description());
+          if (!u.owner_email().empty()) record->mutable_info()->set_owner_email(u.owner_email());
+          for (const auto& [k, v] : u.data()) (*record->mutable_info()->mutable_data())[k] = v;
+        }
+        if (req->has_config()) {
+          const auto& c = req->config();
+          if (c.has_workflow_execution_retention_ttl()) {
+            if (history::FromProto(c.workflow_execution_retention_ttl()) < absl::ZeroDuration()) {
+              return absl::InvalidArgumentError("WorkflowExecutionRetentionTtl must not be negative.");
+            }
+            *record->mutable_config()->mutable_workflow_execution_retention_ttl() =
+                c.workflow_execution_retention_ttl();
           }
-          *record.mutable_config()->mutable_workflow_execution_retention_ttl() =
-              c.workflow_execution_retention_ttl();
+          if (!c.custom_search_attribute_aliases().empty() || c.has_bad_binaries()) {
+            return absl::UnimplementedError(
+                "search attribute aliases and bad binaries are not supported by this server yet.");
+          }
         }
-        if (!c.custom_search_attribute_aliases().empty() || c.has_bad_binaries()) {
-          return absl::UnimplementedError(
-              "search attribute aliases and bad binaries are not supported by this server yet.");
+        if (req->has_replication_config() || !req->promote_namespace() == false) {
+          return absl::UnimplementedError("namespace replication is not supported by this server.");
         }
-      }
-      if (req->has_replication_config() || !req->promote_namespace() == false) {
-        return absl::UnimplementedError("namespace replication is not supported by this server.");
-      }
-      st = namespaces_->Update(record);
-      if (!st.ok()) return st;
+        return absl::OkStatus();
+      });
+      if (!changed.ok()) return changed.status();
+      const v1::NamespaceRecord& record = *changed;
       *resp->mutable_namespace_info() = record.info();
       *resp->mutable_config() = record.config();
       *resp->mutable_replication_config() = record.replication_config();
@@ -436,6 +440,137 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
                                           const ws::GetSearchAttributesRequest* req,
                                           ws::GetSearchAttributesResponse* resp) override {
     return Run(ctx, [this, req, resp] { return visibility_.GetSearchAttributes(*req, resp); });
+  }
+
+  // Newest events first. The token names the run and the newest event id of the next page;
+  // each page is a forward read of its id range, reversed.
+  ServerUnaryReactor* GetWorkflowExecutionHistoryReverse(
+      CallbackServerContext* ctx, const ws::GetWorkflowExecutionHistoryReverseRequest* req,
+      ws::GetWorkflowExecutionHistoryReverseResponse* resp) override {
+    ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    executor_->Post([this, reactor, req, resp] {
+      auto ns = NamespaceId(req->namespace_());
+      absl::Status st = ns.status();
+      if (st.ok() && !req->has_execution()) {
+        st = absl::InvalidArgumentError("Execution is not set on request.");
+      }
+      if (st.ok()) st = ValidateExecution(req->execution(), limits_);
+      if (!st.ok()) {
+        reactor->Finish(ToGrpcStatus(st));
+        return;
+      }
+      v1::HistoryPageToken token;
+      if (!req->next_page_token().empty() &&
+          (!token.ParseFromString(req->next_page_token()) || token.last_event_id() <= 0)) {
+        reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError("Invalid NextPageToken.")));
+        return;
+      }
+      if (req->next_page_token().empty()) {
+        ws::DescribeWorkflowExecutionRequest describe;
+        describe.set_namespace_(req->namespace_());
+        *describe.mutable_execution() = req->execution();
+        auto described = history_->DescribeWorkflowExecution(*ns, describe);
+        if (!described.ok()) {
+          reactor->Finish(ToGrpcStatus(described.status()));
+          return;
+        }
+        const auto& info = described->workflow_execution_info();
+        token.set_run_id(info.execution().run_id());
+        token.set_last_event_id(info.history_length());
+      }
+      const int64_t last = token.last_event_id();
+      const int64_t size = req->maximum_page_size() > 0 ? req->maximum_page_size() : 1000;
+      const int64_t first = std::max<int64_t>(1, last - size + 1);
+      ws::GetWorkflowExecutionHistoryRequest forward;
+      forward.set_namespace_(req->namespace_());
+      forward.mutable_execution()->set_workflow_id(req->execution().workflow_id());
+      forward.mutable_execution()->set_run_id(token.run_id());
+      forward.set_maximum_page_size(static_cast<int32_t>(last - first + 1));
+      v1::HistoryPageToken range;
+      range.set_run_id(token.run_id());
+      range.set_next_event_id(first);
+      range.set_last_event_id(last);
+      forward.set_next_page_token(range.SerializeAsString());
+      history_->GetWorkflowExecutionHistory(
+          *ns, forward, absl::InfiniteFuture(),
+          [reactor, resp, first, last, run_id = token.run_id()](
+              absl::StatusOr<ws::GetWorkflowExecutionHistoryResponse> r) {
+            if (!r.ok()) {
+              reactor->Finish(ToGrpcStatus(r.status()));
+              return;
+            }
+            const auto& events = r->history().events();
+            for (int i = events.size() - 1; i >= 0; --i) {
+              if (events[i].event_id() < first || events[i].event_id() > last) continue;
+              *resp->mutable_history()->add_events() = events[i];
+            }
+            if (first > 1) {
+              v1::HistoryPageToken next;
+              next.set_run_id(run_id);
+              next.set_last_event_id(first - 1);
+              resp->set_next_page_token(next.SerializeAsString());
+            }
+            reactor->Finish(grpc::Status::OK);
+          });
+    });
+    return reactor;
+  }
+
+  // ---- Task queues ---------------------------------------------------------------------------
+
+  ServerUnaryReactor* DescribeTaskQueue(CallbackServerContext* ctx,
+                                        const ws::DescribeTaskQueueRequest* req,
+                                        ws::DescribeTaskQueueResponse* resp) override {
+    return Run(ctx, [this, req, resp]() -> absl::Status {
+      auto ns = NamespaceId(req->namespace_());
+      if (!ns.ok()) return ns.status();
+      absl::Status st = ValidateTaskQueue(req->task_queue(), limits_);
+      if (!st.ok()) return st;
+      const std::string& name = req->task_queue().name();
+      auto stats_of = [](const matching::MatchingClient::QueueDescription& d) {
+        temporal::api::taskqueue::v1::TaskQueueStats stats;
+        stats.set_approximate_backlog_count(d.backlog_count);
+        *stats.mutable_approximate_backlog_age() = history::ToProto(d.backlog_age);
+        return stats;
+      };
+      if (req->api_mode() == enums::DESCRIBE_TASK_QUEUE_MODE_ENHANCED) {
+        if (req->task_queue().kind() == enums::TASK_QUEUE_KIND_STICKY) {
+          return absl::InvalidArgumentError(
+              "Enhanced DescribeTaskQueue is not valid for a sticky queue, use api_mode=UNSPECIFIED "
+              "or a normal queue.");
+        }
+        std::vector<enums::TaskQueueType> types;
+        for (int t : req->task_queue_types()) types.push_back(static_cast<enums::TaskQueueType>(t));
+        if (types.empty()) types = {enums::TASK_QUEUE_TYPE_WORKFLOW, enums::TASK_QUEUE_TYPE_ACTIVITY};
+        auto& version = (*resp->mutable_versions_info())[""];
+        for (enums::TaskQueueType type : types) {
+          if (type != enums::TASK_QUEUE_TYPE_WORKFLOW && type != enums::TASK_QUEUE_TYPE_ACTIVITY) {
+            continue;  // Nexus queues: none here
+          }
+          auto d = matching_->DescribeTaskQueue(*ns, name, type == enums::TASK_QUEUE_TYPE_ACTIVITY);
+          if (!d.ok()) return d.status();
+          auto& info = (*version.mutable_types_info())[type];
+          if (req->report_pollers()) {
+            for (auto& p : d->pollers) *info.add_pollers() = std::move(p);
+          }
+          if (req->report_stats()) *info.mutable_stats() = stats_of(*d);
+        }
+        return absl::OkStatus();
+      }
+      const bool activity = req->task_queue_type() == enums::TASK_QUEUE_TYPE_ACTIVITY;
+      auto d = matching_->DescribeTaskQueue(*ns, name, activity);
+      if (!d.ok()) return d.status();
+      for (auto& p : d->pollers) *resp->add_pollers() = std::move(p);
+      if (req->report_stats()) *resp->mutable_stats() = stats_of(*d);
+      if (req->include_task_queue_status()) {
+        auto* status = resp->mutable_task_queue_status();
+        status->set_backlog_count_hint(d->backlog_count);
+        status->set_read_level(d->read_level);
+        status->set_ack_level(d->ack_level);
+        status->set_rate_per_second(100000);
+      }
+      return absl::OkStatus();
+    });
   }
 
   // ---- Workers ------------------------------------------------------------------------------

@@ -29,10 +29,25 @@ CommandError Refuse(enums::WorkflowTaskFailedCause cause, std::string message) {
 std::optional<CommandError> CheckSearchAttributes(const CommandContext& ctx,
                                                   api::common::v1::SearchAttributes* attributes) {
   if (ctx.context == nullptr) return std::nullopt;
+  const auto bad = enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES;
+  const api::common::v1::SearchAttributes given = *attributes;
   absl::Status st = persistence::ValidateSearchAttributes(
       ctx.context->search_attributes, ctx.context->namespace_name, {}, attributes);
-  if (st.ok()) return std::nullopt;
-  return Refuse(enums::WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, std::string(st.message()));
+  if (!st.ok()) return Refuse(bad, std::string(st.message()));
+  // Sizes as the worker sent them (before the types were written in), the run's attributes
+  // after the change included.
+  st = persistence::CheckSearchAttributeSizes({}, given);
+  if (st.ok()) {
+    api::common::v1::SearchAttributes merged = ctx.ms->execution().search_attributes();
+    persistence::MergeSearchAttributes(given, &merged);
+    st = persistence::CheckSearchAttributeSizes({}, merged);
+  }
+  if (!st.ok()) {
+    CommandError err = Refuse(bad, std::string(st.message()));
+    err.terminate = true;
+    return err;
+  }
+  return std::nullopt;
 }
 
 // Applies Temporal's defaults and caps to an activity's timeouts. Returns an error message

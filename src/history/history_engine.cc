@@ -390,6 +390,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     typed = given;
     absl::Status valid = persistence::ValidateSearchAttributes(
         SearchAttributeSchemaOf(*ns), ns->info().name(), {}, typed->mutable_search_attributes());
+    if (valid.ok()) valid = persistence::CheckSearchAttributeSizes({}, given.search_attributes());
     if (!valid.ok()) return valid;
   }
   const wsv1::StartWorkflowExecutionRequest& request = typed.has_value() ? *typed : given;
@@ -843,6 +844,7 @@ absl::StatusOr<wsv1::DescribeWorkflowExecutionResponse> HistoryEngine::DescribeW
   wi->set_status(info.status());
   wi->set_history_length(ms.next_event_id() - 1);
   wi->set_history_size_bytes(info.history_size_bytes());
+  wi->set_state_transition_count(ms.db_version());
   wi->set_task_queue(info.task_queue());
   wi->set_first_run_id(info.first_execution_run_id());
   if (info.has_memo()) *wi->mutable_memo() = info.memo();

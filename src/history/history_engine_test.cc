@@ -48,6 +48,10 @@ const absl::Time kT0 = absl::FromUnixSeconds(1700000000);
 // RecordActivityTaskStarted themselves, so polls are never used.
 class RecordingMatching final : public matching::MatchingClient {
  public:
+  absl::StatusOr<QueueDescription> DescribeTaskQueue(const std::string&, const std::string&,
+                                                     bool) override {
+    return absl::UnimplementedError("not in this test");
+  }
   absl::Status AddWorkflowTask(const std::string& namespace_id, const std::string& task_queue,
                                bool sticky, const v1::TaskQueueTask& task) override {
     absl::MutexLock lock(&mu_);

@@ -5,6 +5,8 @@
 #include <map>
 #include <optional>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "history/state_machine_internal.h"
 #include "temporal/api/command/v1/message.pb.h"
@@ -1092,6 +1094,22 @@ absl::Status ValidateWorkflowTaskToken(const v1::TaskToken& token, const v1::Mut
   return absl::OkStatus();
 }
 
+std::string WorkflowTaskFailedCauseName(enums::WorkflowTaskFailedCause cause) {
+  const std::string full = enums::WorkflowTaskFailedCause_Name(cause);
+  constexpr absl::string_view kPrefix = "WORKFLOW_TASK_FAILED_CAUSE_";
+  std::string out;
+  bool upper = true;
+  for (char c : absl::string_view(full).substr(absl::StartsWith(full, kPrefix) ? kPrefix.size() : 0)) {
+    if (c == '_') {
+      upper = true;
+      continue;
+    }
+    out.push_back(upper ? absl::ascii_toupper(c) : absl::ascii_tolower(c));
+    upper = false;
+  }
+  return out;
+}
+
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
     const Limits& limits, const ChainContext& chain, const CompletionContext& context,
@@ -1116,10 +1134,18 @@ CompletionOutcome CompleteWorkflowTask(
     for (auto& u : scratch_fx.updates) fx->updates.push_back(std::move(u));
     return out;
   }
+  // Temporal's text: the cause's short name, then what was wrong ("BadSearchAttributes: ...").
+  const std::string cause = WorkflowTaskFailedCauseName(err->cause);
   Failure failure;
-  failure.set_message(err->message);
+  failure.set_message(err->message.empty() || err->message == cause
+                          ? cause
+                          : absl::StrCat(cause, ": ", err->message));
   failure.mutable_server_failure_info();
   FailWorkflowTask(err->cause, failure, request.identity(), request.binary_checksum(), now, ms, fx);
+  if (err->terminate) {
+    TerminateWorkflow(failure.message(), api::common::v1::Payloads(), "history-service", now, ms,
+                      fx);
+  }
   return CompletionOutcome{true, err->message};
 }
 

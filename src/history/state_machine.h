@@ -176,6 +176,10 @@ struct CompletionContext {
   // The namespace's custom search attributes, against which commands' attributes are checked.
   persistence::SearchAttributeSchema search_attributes;
 };
+// The cause as Temporal names it in messages: WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES
+// is "BadSearchAttributes".
+std::string WorkflowTaskFailedCauseName(api::enums::v1::WorkflowTaskFailedCause cause);
+
 CompletionOutcome CompleteWorkflowTask(
     const api::workflowservice::v1::RespondWorkflowTaskCompletedRequest& request,
     const Limits& limits, const ChainContext& chain, const CompletionContext& context,

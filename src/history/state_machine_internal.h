@@ -165,6 +165,9 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
 struct CommandError {
   api::enums::v1::WorkflowTaskFailedCause cause;
   std::string message;
+  // The command broke a size limit: after the task fails, the history service terminates the
+  // run, with the failure's message as the reason (as Temporal does).
+  bool terminate = false;
 };
 
 // What every command handler works on. One context lives for one completion; the handlers

@@ -6,11 +6,13 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "almanac/v1/persistence.pb.h"
+#include "temporal/api/taskqueue/v1/message.pb.h"
 #include "temporal/api/workflowservice/v1/request_response.pb.h"
 
 namespace almanac::matching {
@@ -65,6 +67,19 @@ class MatchingClient {
                                                  const std::string& query_id,
                                                  const wsv1::RespondQueryTaskCompletedRequest& request) = 0;
 
+  // What DescribeTaskQueue shows of one queue of one type.
+  struct QueueDescription {
+    // The workers that polled in the last five minutes, most recent first.
+    std::vector<temporal::api::taskqueue::v1::PollerInfo> pollers;
+    int64_t backlog_count = 0;                  // tasks waiting in the backlog
+    absl::Duration backlog_age = absl::ZeroDuration();  // of the oldest one
+    int64_t read_level = 0;
+    int64_t ack_level = 0;
+  };
+  // `activity`: the activity queue of that name, else the workflow queue.
+  virtual absl::StatusOr<QueueDescription> DescribeTaskQueue(const std::string& namespace_id,
+                                                             const std::string& task_queue,
+                                                             bool activity) = 0;
   // A worker is stopping: its sticky queue takes no more tasks.
   virtual void ShutdownWorker(const std::string& namespace_id, const std::string& sticky_queue) = 0;
 };

@@ -21,6 +21,9 @@ struct MatchingEngine::Poller {
   std::string namespace_id;
   std::string identity;
   std::string request_id;
+  double rate_per_second = 100000;  // the worker's own limit, as DescribeTaskQueue shows it
+  temporal::api::common::v1::WorkerVersionCapabilities capabilities;
+  temporal::api::deployment::v1::WorkerDeploymentOptions deployment;
   bool workflow = true;
   absl::Time deadline;
   WorkflowPollCallback workflow_done;
@@ -61,6 +64,14 @@ struct MatchingEngine::TaskQueue {
   uint64_t db_only_adds ABSL_GUARDED_BY(mu) = 0;  // tasks written but not kept in memory
   int64_t max_read_task_id ABSL_GUARDED_BY(mu) = 0;
   absl::Time last_poll ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+  // The workers that polled lately, by identity, for DescribeTaskQueue.
+  struct SeenPoller {
+    absl::Time last_access;
+    double rate_per_second = 0;
+    temporal::api::common::v1::WorkerVersionCapabilities capabilities;
+    temporal::api::deployment::v1::WorkerDeploymentOptions deployment;
+  };
+  absl::flat_hash_map<std::string, SeenPoller> seen_pollers ABSL_GUARDED_BY(mu);
   bool shut_down ABSL_GUARDED_BY(mu) = false;
   // Ids of durable backlog tasks read into memory and not yet handed out for good: the
   // lowest bounds the ack level. Every backlog task not in memory has an id above
@@ -129,7 +140,15 @@ absl::Status MatchingEngine::AddActivityTask(const std::string& namespace_id,
 }
 
 absl::Status MatchingEngine::AddTask(const TaskQueueKey& key, bool sticky,
-                                     const v1::TaskQueueTask& task) {
+                                     const v1::TaskQueueTask& given) {
+  v1::TaskQueueTask task = given;
+  if (!task.has_create_time()) {
+    const absl::Time now = clock_->Now();
+    task.mutable_create_time()->set_seconds(absl::ToUnixSeconds(now));
+    task.mutable_create_time()->set_nanos(
+        static_cast<int32_t>((now - absl::FromUnixSeconds(absl::ToUnixSeconds(now))) /
+                             absl::Nanoseconds(1)));
+  }
   auto q = Queue(key, sticky);
   std::shared_ptr<Poller> poller;
   {
@@ -194,6 +213,9 @@ uint64_t MatchingEngine::PollWorkflowTaskQueue(const std::string& namespace_id,
   auto p = std::make_shared<Poller>();
   p->namespace_id = namespace_id;
   p->identity = request.identity();
+  p->capabilities = request.worker_version_capabilities();
+  p->deployment = request.deployment_options();
+  if (p->capabilities.build_id().empty()) p->capabilities.set_build_id(p->deployment.build_id());
   p->workflow = true;
   p->deadline = deadline;
   p->workflow_done = std::move(done);
@@ -207,6 +229,12 @@ uint64_t MatchingEngine::PollActivityTaskQueue(const std::string& namespace_id,
   auto p = std::make_shared<Poller>();
   p->namespace_id = namespace_id;
   p->identity = request.identity();
+  p->capabilities = request.worker_version_capabilities();
+  p->deployment = request.deployment_options();
+  if (p->capabilities.build_id().empty()) p->capabilities.set_build_id(p->deployment.build_id());
+  if (request.has_task_queue_metadata() && request.task_queue_metadata().has_max_tasks_per_second()) {
+    p->rate_per_second = request.task_queue_metadata().max_tasks_per_second().value();
+  }
   p->workflow = false;
   p->deadline = deadline;
   p->activity_done = std::move(done);
@@ -215,6 +243,15 @@ uint64_t MatchingEngine::PollActivityTaskQueue(const std::string& namespace_id,
 
 uint64_t MatchingEngine::Poll(const TaskQueueKey& key, bool sticky, std::shared_ptr<Poller> poller) {
   auto q = Queue(key, sticky);
+  {
+    absl::MutexLock lock(&q->mu);
+    const absl::Time now = clock_->Now();
+    if (q->seen_pollers.size() >= kMaxSeenPollers) PruneSeenPollers(q.get(), now);
+    if (q->seen_pollers.size() < kMaxSeenPollers) {
+      q->seen_pollers[poller->identity] = {now, poller->rate_per_second, poller->capabilities,
+                                           poller->deployment};
+    }
+  }
   poller->request_id = NewUuid();
   {
     absl::MutexLock lock(&mu_);
@@ -506,6 +543,78 @@ void MatchingEngine::LoadBacklog(const std::shared_ptr<TaskQueue>& q) {
   if (static_cast<int>(tasks->size()) < options_.backlog_window && q->db_only_adds == adds_before) {
     q->db_has_more = false;
   }
+}
+
+absl::StatusOr<MatchingClient::QueueDescription> MatchingEngine::DescribeTaskQueue(
+    const std::string& namespace_id, const std::string& task_queue, bool activity) {
+  const TaskQueueKey key{namespace_id, task_queue,
+                         activity ? TaskQueueKind::kActivity : TaskQueueKind::kWorkflow};
+  auto q = Queue(key, /*sticky=*/false);
+  QueueDescription out;
+  int64_t read_level;
+  bool db_has_more;
+  {
+    absl::MutexLock lock(&q->mu);
+    const absl::Time now = clock_->Now();
+    PruneSeenPollers(q.get(), now);
+    for (const auto& [identity, seen] : q->seen_pollers) {
+      temporal::api::taskqueue::v1::PollerInfo info;
+      info.set_identity(identity);
+      const absl::Time t = seen.last_access;
+      info.mutable_last_access_time()->set_seconds(absl::ToUnixSeconds(t));
+      info.mutable_last_access_time()->set_nanos(static_cast<int32_t>(
+          (t - absl::FromUnixSeconds(absl::ToUnixSeconds(t))) / absl::Nanoseconds(1)));
+      info.set_rate_per_second(seen.rate_per_second);
+      if (seen.capabilities.ByteSizeLong() > 0) {
+        *info.mutable_worker_version_capabilities() = seen.capabilities;
+      }
+      if (seen.deployment.worker_versioning_mode() ==
+          temporal::api::enums::v1::WORKER_VERSIONING_MODE_VERSIONED) {
+        *info.mutable_deployment_options() = seen.deployment;
+      }
+      out.pollers.push_back(std::move(info));
+    }
+    for (const BacklogTask& t : q->backlog) {
+      if (t.task_id != 0) ++out.backlog_count;
+    }
+    if (!q->backlog.empty() && q->backlog.front().task.has_create_time()) {
+      const auto& c = q->backlog.front().task.create_time();
+      out.backlog_age = std::max(absl::ZeroDuration(),
+                                 now - (absl::FromUnixSeconds(c.seconds()) + absl::Nanoseconds(c.nanos())));
+    }
+    read_level = q->max_read_task_id;
+    db_has_more = q->db_has_more;
+    out.read_level = read_level;
+    out.ack_level = q->AckLevel();
+  }
+  std::sort(out.pollers.begin(), out.pollers.end(), [](const auto& a, const auto& b) {
+    return a.last_access_time().seconds() != b.last_access_time().seconds()
+               ? a.last_access_time().seconds() > b.last_access_time().seconds()
+               : a.last_access_time().nanos() > b.last_access_time().nanos();
+  });
+  if (db_has_more) {
+    // Tasks written beyond the in-memory window: counted in the store, and the oldest read
+    // from it when none is in memory.
+    auto more = store_->CountTasks(key, read_level);
+    if (!more.ok()) return more.status();
+    if (out.backlog_count == 0 && *more > 0) {
+      auto first = store_->ListTasks(key, read_level, 1);
+      if (!first.ok()) return first.status();
+      if (!first->empty() && first->front().task.has_create_time()) {
+        const auto& c = first->front().task.create_time();
+        out.backlog_age = std::max(absl::ZeroDuration(),
+                                   clock_->Now() - (absl::FromUnixSeconds(c.seconds()) +
+                                                    absl::Nanoseconds(c.nanos())));
+      }
+    }
+    out.backlog_count += *more;
+  }
+  return out;
+}
+
+void MatchingEngine::PruneSeenPollers(TaskQueue* q, absl::Time now) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+  absl::erase_if(q->seen_pollers,
+                 [&](const auto& entry) { return now - entry.second.last_access > kSeenPollerTtl; });
 }
 
 }  // namespace almanac::matching

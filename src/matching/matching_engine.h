@@ -56,6 +56,9 @@ class MatchingEngine final : public MatchingClient {
                                  absl::Time deadline, ActivityPollCallback done) override;
   void CancelPoll(uint64_t poll_id) override;
   void ShutdownWorker(const std::string& namespace_id, const std::string& sticky_queue) override;
+  absl::StatusOr<QueueDescription> DescribeTaskQueue(const std::string& namespace_id,
+                                                     const std::string& task_queue,
+                                                     bool activity) override;
   void DispatchQueryTask(const std::string& namespace_id, const std::string& task_queue,
                          bool sticky, const std::string& query_id,
                          wsv1::PollWorkflowTaskQueueResponse task, absl::Time deadline,
@@ -93,6 +96,10 @@ class MatchingEngine final : public MatchingClient {
   void Forget(uint64_t poll_id, DeadlineQueue::Id alarm);
   // Reads the next window of the backlog from the store, if it has more.
   void LoadBacklog(const std::shared_ptr<TaskQueue>& queue);
+  // Forgets pollers not seen for kSeenPollerTtl.
+  static void PruneSeenPollers(TaskQueue* q, absl::Time now);
+  static constexpr absl::Duration kSeenPollerTtl = absl::Minutes(5);
+  static constexpr size_t kMaxSeenPollers = 1000;  // identities remembered per queue
   // Answers a query's caller once and forgets the query.
   void FinishQuery(const std::shared_ptr<QueryTask>& query,
                    absl::StatusOr<wsv1::RespondQueryTaskCompletedRequest> result);

@@ -136,19 +136,58 @@ const std::vector<std::vector<std::string>>& Migrations() {
                PRIMARY KEY (shard_id, namespace_id, workflow_id, request_id)))",
           R"(CREATE INDEX request_ids_by_expiry ON request_ids (shard_id, expire_at))",
       },
-      // Version 5: visibility keeps every built-in attribute Temporal lists and filters on, the
-      // run's memo and search attributes (payload bytes, returned by list calls), and an
-      // index of the search attributes, one row per value (visibility_query.h describes it).
+      // Version 5: visibility keeps every built-in attribute Temporal lists and filters on
+      // (the counts only once a run closes, as Temporal writes them), the run's memo and
+      // search attributes (payload bytes, returned by list calls), and an index of the
+      // search attributes, one row per value (visibility_query.h describes it). The table is
+      // rebuilt, since history_length becomes nullable.
       {
-          R"(ALTER TABLE visibility ADD COLUMN execution_duration BIGINT)",
-          R"(ALTER TABLE visibility ADD COLUMN state_transition_count BIGINT NOT NULL DEFAULT 0)",
-          R"(ALTER TABLE visibility ADD COLUMN history_size_bytes BIGINT NOT NULL DEFAULT 0)",
-          R"(ALTER TABLE visibility ADD COLUMN parent_workflow_id TEXT)",
-          R"(ALTER TABLE visibility ADD COLUMN parent_run_id TEXT)",
-          R"(ALTER TABLE visibility ADD COLUMN root_workflow_id TEXT)",
-          R"(ALTER TABLE visibility ADD COLUMN root_run_id TEXT)",
-          R"(ALTER TABLE visibility ADD COLUMN memo BLOB)",
-          R"(ALTER TABLE visibility ADD COLUMN search_attributes BLOB)",
+          R"(ALTER TABLE visibility RENAME TO visibility_v4)",
+          R"(CREATE TABLE visibility (
+               namespace_id TEXT NOT NULL,
+               run_id TEXT NOT NULL,
+               workflow_id TEXT NOT NULL,
+               workflow_type TEXT NOT NULL,
+               task_queue TEXT NOT NULL,
+               status INTEGER NOT NULL,
+               start_time BIGINT NOT NULL,
+               execution_time BIGINT NOT NULL,
+               close_time BIGINT,
+               history_length BIGINT,
+               execution_duration BIGINT,
+               state_transition_count BIGINT,
+               history_size_bytes BIGINT,
+               parent_workflow_id TEXT,
+               parent_run_id TEXT,
+               root_workflow_id TEXT,
+               root_run_id TEXT,
+               memo BLOB,
+               search_attributes BLOB,
+               PRIMARY KEY (namespace_id, run_id)))",
+          R"(INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, task_queue,
+               status, start_time, execution_time, close_time, history_length)
+             SELECT namespace_id, run_id, workflow_id, workflow_type, task_queue, status,
+               start_time, execution_time, close_time,
+               CASE WHEN close_time IS NULL THEN NULL ELSE history_length END
+             FROM visibility_v4)",
+          R"(DROP TABLE visibility_v4)",
+          R"(CREATE INDEX visibility_by_workflow_id ON visibility (namespace_id, workflow_id))",
+          R"(CREATE INDEX visibility_by_start ON visibility (namespace_id, start_time))",
+          R"(CREATE INDEX visibility_by_close_time ON visibility (namespace_id, close_time))",
+          // The default order (open runs first, newest first) and the common filters, each
+          // ending in that order so that a page is an index range scan.
+          R"(CREATE INDEX visibility_by_order ON visibility
+               (namespace_id, (COALESCE(close_time, 9223372036854775807)) DESC, start_time DESC,
+                run_id))",
+          R"(CREATE INDEX visibility_by_status ON visibility
+               (namespace_id, status, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
+          R"(CREATE INDEX visibility_by_type ON visibility
+               (namespace_id, workflow_type, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
+          R"(CREATE INDEX visibility_by_task_queue ON visibility
+               (namespace_id, task_queue, (COALESCE(close_time, 9223372036854775807)) DESC,
+                start_time DESC, run_id))",
           R"(CREATE TABLE visibility_search_attributes (
                namespace_id TEXT NOT NULL,
                run_id TEXT NOT NULL,
@@ -164,21 +203,6 @@ const std::vector<std::vector<std::string>>& Migrations() {
                (namespace_id, name, int_value))",
           R"(CREATE INDEX visibility_sa_by_double ON visibility_search_attributes
                (namespace_id, name, double_value))",
-          // The default order (open runs first, newest first) and the common filters, each
-          // ending in that order so that a page is an index range scan.
-          R"(CREATE INDEX visibility_by_order ON visibility
-               (namespace_id, (COALESCE(close_time, 9223372036854775807)) DESC, start_time DESC,
-                run_id))",
-          R"(CREATE INDEX visibility_by_status ON visibility
-               (namespace_id, status, (COALESCE(close_time, 9223372036854775807)) DESC,
-                start_time DESC, run_id))",
-          R"(CREATE INDEX visibility_by_type ON visibility
-               (namespace_id, workflow_type, (COALESCE(close_time, 9223372036854775807)) DESC,
-                start_time DESC, run_id))",
-          R"(CREATE INDEX visibility_by_task_queue ON visibility
-               (namespace_id, task_queue, (COALESCE(close_time, 9223372036854775807)) DESC,
-                start_time DESC, run_id))",
-          R"(CREATE INDEX visibility_by_close_time ON visibility (namespace_id, close_time))",
       },
   };
   return *migrations;

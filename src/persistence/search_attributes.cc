@@ -520,6 +520,28 @@ std::optional<IndexedValueType> StoredAttributeType(const SearchAttributeSchema&
   return it->second;
 }
 
+absl::Status CheckSearchAttributeSizes(const SearchAttributeLimits& limits,
+                                       const common::SearchAttributes& attributes) {
+  std::vector<std::string> names;
+  for (const auto& [name, payload] : attributes.indexed_fields()) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    const size_t size = attributes.indexed_fields().at(name).data().size();
+    if (static_cast<int64_t>(size) > limits.max_value_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("search attribute ", name, " value size ",
+                                                     size, " exceeds size limit ",
+                                                     limits.max_value_bytes));
+    }
+  }
+  const size_t total = attributes.ByteSizeLong();
+  if (static_cast<int64_t>(total) > limits.max_total_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("total size of search attributes ", total,
+                                                   " exceeds size limit ",
+                                                   limits.max_total_bytes));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSearchAttributes(const SearchAttributeSchema& schema,
                                       absl::string_view namespace_name,
                                       const SearchAttributeLimits& limits,
@@ -553,20 +575,6 @@ absl::Status ValidateSearchAttributes(const SearchAttributeSchema& schema,
     if (!DecodeSearchAttributeValue(payload, type).ok()) {
       return absl::InvalidArgumentError(SearchAttributeValueError(name, type, payload));
     }
-  }
-  for (const std::string& name : names) {
-    const size_t size = fields->at(name).data().size();
-    if (static_cast<int64_t>(size) > limits.max_value_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("search attribute ", name, " value size ",
-                                                     size, " exceeds size limit ",
-                                                     limits.max_value_bytes));
-    }
-  }
-  const size_t total = attributes->ByteSizeLong();
-  if (static_cast<int64_t>(total) > limits.max_total_bytes) {
-    return absl::InvalidArgumentError(absl::StrCat("total size of search attributes ", total,
-                                                   " exceeds size limit ",
-                                                   limits.max_total_bytes));
   }
   for (const std::string& name : names) {
     const BuiltinSearchAttribute* builtin = Builtin(name);

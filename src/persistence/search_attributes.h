@@ -93,13 +93,18 @@ struct SearchAttributeLimits {
 //   neither registered in the namespace nor one of Temporal's; "number of search attributes
 //   N exceeds limit M"; "<name> attribute can't be set in SearchAttributes" for a system
 //   attribute (WorkflowId, ...) or an internal predefined one; SearchAttributeValueError for
-//   a value that does not read as its type; "search attribute <name> value size N exceeds
-//   size limit M"; "total size of search attributes N exceeds size limit M".
+//   a value that does not read as its type.
 // On success writes each value's type into its metadata. Keys are checked in name order.
+// Sizes are CheckSearchAttributeSizes' (Temporal terminates a run whose command breaks them).
 absl::Status ValidateSearchAttributes(const SearchAttributeSchema& schema,
                                       absl::string_view namespace_name,
                                       const SearchAttributeLimits& limits,
                                       temporal::api::common::v1::SearchAttributes* attributes);
+
+// Temporal's size limits: "search attribute <name> value size N exceeds size limit M" (of a
+// value's data), "total size of search attributes N exceeds size limit M".
+absl::Status CheckSearchAttributeSizes(const SearchAttributeLimits& limits,
+                                       const temporal::api::common::v1::SearchAttributes& attributes);
 
 // The registered type of an attribute a run may carry: a custom one of the namespace, or a
 // predefined one of Temporal's (not the system attributes, which are columns); nullopt for

@@ -220,6 +220,8 @@ class TaskQueueStore {
   // Tasks with task_id > after, in order.
   virtual absl::StatusOr<std::vector<StoredTask>> ListTasks(const TaskQueueKey& queue,
                                                            int64_t after, int limit) = 0;
+  // How many tasks have task_id > after.
+  virtual absl::StatusOr<int64_t> CountTasks(const TaskQueueKey& queue, int64_t after) = 0;
   // Deletes every task with task_id <= `ack_level`, fenced by the lease (kFailedPrecondition
   // when it moved on).
   virtual absl::Status DeleteTasksUpTo(const TaskQueueKey& queue, int64_t range_id,

@@ -897,6 +897,18 @@ class SqlTaskQueueStore final : public TaskQueueStore {
     return out;
   }
 
+  absl::StatusOr<int64_t> CountTasks(const TaskQueueKey& q, int64_t after) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "SELECT COUNT(*) FROM task_queue_tasks WHERE namespace_id = $1 "
+                            "AND name = $2 AND kind = $3 AND task_id > $4",
+                            {Text(q.namespace_id), Text(q.name), Int(static_cast<int64_t>(q.kind)),
+                             Int(after)},
+                            &rows);
+    if (!st.ok()) return st;
+    return rows.rows.empty() ? 0 : AsInt(rows.rows[0][0]);
+  }
+
   absl::Status DeleteTasksUpTo(const TaskQueueKey& q, int64_t range_id,
                                int64_t ack_level) override {
     const SqlValue kind = Int(static_cast<int64_t>(q.kind));

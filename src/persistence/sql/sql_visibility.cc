@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "persistence/search_attributes.h"
 
 namespace almanac::persistence {
@@ -79,6 +80,24 @@ WorkflowExecutionInfo RowToInfo(const std::vector<SqlValue>& row) {
     info.mutable_search_attributes()->ParseFromString(AsString(row[17]));
   }
   return info;
+}
+
+// The attributes as list calls show them: as Temporal's SQL visibility reads them back, a
+// Datetime in UTC ("Z") to the microsecond.
+temporal::api::common::v1::SearchAttributes ListedAttributes(
+    const temporal::api::common::v1::SearchAttributes& stored) {
+  temporal::api::common::v1::SearchAttributes out = stored;
+  for (auto& [name, payload] : *out.mutable_indexed_fields()) {
+    if (SearchAttributeTypeOf(payload) != enums::INDEXED_VALUE_TYPE_DATETIME) continue;
+    auto value = DecodeSearchAttributeValue(payload, enums::INDEXED_VALUE_TYPE_DATETIME);
+    if (!value.ok() || value->unset) continue;
+    payload.set_data(absl::StrCat(
+        "\"",
+        absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", absl::FromUnixMicros(value->int_value),
+                         absl::UTCTimeZone()),
+        "\""));
+  }
+  return out;
 }
 
 absl::Status BadToken() { return absl::InvalidArgumentError("invalid page token"); }
@@ -216,12 +235,19 @@ class SqlVisibilityStore final : public VisibilityStore {
 absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::MutableState& state,
                              bool created) {
   const v1::ExecutionInfo& info = state.execution();
+  // The counts and the duration are written once the run closes, as Temporal writes them.
   SqlValue close = std::monostate{};
   SqlValue duration = std::monostate{};
+  SqlValue history_length = std::monostate{};
+  SqlValue transitions = std::monostate{};
+  SqlValue history_size = std::monostate{};
   if (info.has_close_time()) {
     close = Micros(info.close_time());
     const int64_t from = Micros(info.execution_time());
     duration = std::max<int64_t>(0, Micros(info.close_time()) - from) * 1000;
+    history_length = state.next_event_id() - 1;
+    transitions = state.db_version();
+    history_size = info.history_size_bytes();
   }
   const bool has_parent = !info.parent_workflow_id().empty();
   const std::string& root_wid =
@@ -231,7 +257,7 @@ absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::Mut
   if (info.has_memo() && info.memo().fields_size() > 0) memo = Blob{info.memo().SerializeAsString()};
   SqlValue attributes = std::monostate{};
   if (info.has_search_attributes() && info.search_attributes().indexed_fields_size() > 0) {
-    attributes = Blob{info.search_attributes().SerializeAsString()};
+    attributes = Blob{ListedAttributes(info.search_attributes()).SerializeAsString()};
   }
   absl::Status st = conn.Exec(
       "INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, task_queue, "
@@ -248,8 +274,8 @@ absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::Mut
       "search_attributes = excluded.search_attributes",
       {info.namespace_id(), info.run_id(), info.workflow_id(), info.workflow_type(),
        info.task_queue(), int64_t{info.status()}, Micros(info.start_time()),
-       Micros(info.execution_time()), close, state.next_event_id() - 1, duration,
-       state.db_version(), info.history_size_bytes(),
+       Micros(info.execution_time()), close, history_length, duration, transitions,
+       history_size,
        has_parent ? TextOrNull(info.parent_workflow_id()) : SqlValue(std::monostate{}),
        has_parent ? TextOrNull(info.parent_run_id()) : SqlValue(std::monostate{}),
        TextOrNull(root_wid), TextOrNull(root_rid), memo, attributes},
