@@ -11,6 +11,7 @@ packages=(
   npm                       # fetches the pinned Temporal API protos (scripts/fetch-temporal-api.sh)
   postgresql                # the integration tests start their own PostgreSQL server
   python3 python3-venv      # the integration tests run the official Python SDK
+  chromium                  # the Web UI tests drive Temporal's UI headless (tests/integration/test_web_ui.py)
 )
 
 missing=()

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 bash scripts/build.sh
+bash scripts/build-web-ui.sh   # Temporal's Web UI server, for tests/integration/test_web_ui.py
 
 venv="${ALMANAC_VENV:-build/venv}"
 if [[ ! -x "$venv/bin/python" ]]; then

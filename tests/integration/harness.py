@@ -1,4 +1,5 @@
-"""Processes the integration suite runs: a throwaway PostgreSQL cluster and Almanac daemons.
+"""Processes the integration suite runs: a throwaway PostgreSQL cluster, Almanac daemons, and
+Temporal's Web UI server with a recording gRPC proxy in front of the server under test.
 
 Everything here is synchronous and blocking; the fixtures in conftest.py call it from session
 scope. Nothing in this module knows about pytest.
@@ -6,6 +7,7 @@ scope. Nothing in this module knows about pytest.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 import shutil
@@ -13,7 +15,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -340,3 +344,184 @@ class AlmanacServer:
             f"almanac ({self.store}) not ready within {READY_DEADLINE_S:g} s "
             f"(last health check: {last_error})\n{self.log_tail()}"
         )
+
+
+# The Temporal Web UI -----------------------------------------------------------------------
+
+
+def web_ui_binary() -> Path:
+    """Temporal's UI server: $ALMANAC_UI_SERVER, else what scripts/build-web-ui.sh builds."""
+    return Path(
+        os.environ.get("ALMANAC_UI_SERVER", REPO_ROOT / "build" / "web-ui" / "ui-server")
+    )
+
+
+class GrpcRecorder:
+    """A transparent gRPC proxy on 127.0.0.1 that records every call passing through it.
+
+    The UI server turns each /api/v1 request into one WorkflowService or OperatorService
+    call (grpc-gateway); pointing it at this proxy instead of the server under test shows
+    exactly which gRPC methods the UI uses and what each answered. Every method of those
+    services is unary, so the proxy forwards raw bytes of unary calls only.
+    """
+
+    MAX_MESSAGE = 64 * 1024 * 1024  # the UI server's own limit
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.calls: list[tuple[str, str, str]] = []  # (method, status code name, details)
+        self._lock = threading.Lock()
+        self._channel: grpc.Channel | None = None
+        self._server: grpc.Server | None = None
+        self.address = ""
+
+    def start(self) -> None:
+        options = [
+            ("grpc.max_receive_message_length", self.MAX_MESSAGE),
+            ("grpc.max_send_message_length", self.MAX_MESSAGE),
+        ]
+        self._channel = grpc.insecure_channel(self.target, options=options)
+        self._server = grpc.server(
+            concurrent.futures.ThreadPoolExecutor(max_workers=16), options=options
+        )
+        self._server.add_generic_rpc_handlers([_ForwardingHandler(self)])
+        port = self._server.add_insecure_port("127.0.0.1:0")
+        self._server.start()
+        self.address = f"127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop(grace=None)
+            self._server = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+    def record(self, method: str, code: grpc.StatusCode, details: str) -> None:
+        with self._lock:
+            self.calls.append((method, code.name, details))
+
+    def snapshot(self) -> list[tuple[str, str, str]]:
+        with self._lock:
+            return list(self.calls)
+
+    def forward(self, method: str, request: bytes, context: grpc.ServicerContext) -> bytes:
+        assert self._channel is not None
+        metadata = [
+            (key, value)
+            for key, value in context.invocation_metadata()
+            if not key.startswith(":") and key not in ("user-agent", "te", "content-type")
+        ]
+        call = self._channel.unary_unary(method)  # no (de)serializers: raw bytes
+        remaining = context.time_remaining()  # about 2**63 when the caller set no deadline
+        timeout = remaining if remaining is not None and remaining < 3600 else None
+        try:
+            response, outcome = call.with_call(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+            details = err.details() if hasattr(err, "details") else str(err)
+            self.record(method, code, details or "")
+            trailing = getattr(err, "trailing_metadata", lambda: None)() or ()
+            context.set_trailing_metadata(tuple(trailing))
+            context.abort(code, details or "")
+        self.record(method, grpc.StatusCode.OK, "")
+        context.send_initial_metadata(tuple(outcome.initial_metadata() or ()))
+        return response
+
+
+class _ForwardingHandler(grpc.GenericRpcHandler):
+    def __init__(self, recorder: GrpcRecorder) -> None:
+        self._recorder = recorder
+
+    def service(self, handler_call_details):
+        method = handler_call_details.method
+        return grpc.unary_unary_rpc_method_handler(
+            lambda request, context: self._recorder.forward(method, request, context)
+        )
+
+
+class WebUIServer:
+    """Temporal's own UI server (github.com/temporalio/ui-server) in front of `temporal_address`.
+
+    Writes its config to `work_dir`/config/almanac.yaml (auth off, write actions on, no
+    release-news fetch, plain HTTP on 127.0.0.1 and a free port) and runs
+    `ui-server --root work_dir --config config --env almanac start`. Its log, one JSON line per
+    HTTP request it served, goes to `work_dir`/ui-server.log.
+    """
+
+    def __init__(self, temporal_address: str, work_dir: Path) -> None:
+        self.binary = web_ui_binary()
+        self.temporal_address = temporal_address
+        self.work_dir = work_dir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = work_dir / "ui-server.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def config_yaml(self) -> str:
+        return (
+            f"temporalGrpcAddress: {self.temporal_address}\n"
+            "host: 127.0.0.1\n"
+            f"port: {self.port}\n"
+            "publicPath: ''\n"
+            "enableUi: true\n"
+            "defaultNamespace: default\n"
+            "refreshInterval: 0s\n"
+            "disableNewsFetch: true\n"
+            "notifyOnNewVersion: false\n"
+            "hideLogs: false\n"
+            "auth:\n"
+            "  enabled: false\n"
+            "cors:\n"
+            "  cookieInsecure: true\n"
+            "  allowOrigins: []\n"
+        )
+
+    def start(self) -> None:
+        if not self.binary.exists():
+            raise RuntimeError(
+                f"Temporal UI server not found at {self.binary} "
+                "(run scripts/build-web-ui.sh, or set ALMANAC_UI_SERVER)"
+            )
+        config_dir = self.work_dir / "config"
+        config_dir.mkdir(parents=True, exist_ok=True)
+        (config_dir / "almanac.yaml").write_text(self.config_yaml())
+        cmd = [
+            str(self.binary), "--root", str(self.work_dir.resolve()), "--config", "config",
+            "--env", "almanac", "start",
+        ]
+        with self.log_path.open("ab") as log:
+            log.write(f"=== {' '.join(cmd)}\n".encode())
+            log.flush()
+            self._process = subprocess.Popen(
+                cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, cwd=self.work_dir
+            )
+        deadline = time.monotonic() + READY_DEADLINE_S
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(
+                    f"ui-server exited with {self._process.returncode}\n{tail(self.log_path)}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"ui-server not ready within {READY_DEADLINE_S:g} s\n{tail(self.log_path)}"
+        )
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
