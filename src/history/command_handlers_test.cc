@@ -554,7 +554,8 @@ TEST(CompletionCommandsTest, ARefusedCommandFailsTheTaskAndNothingOfTheCompletio
   ASSERT_FALSE(done.events.empty());
   const auto& failed = done.events[0].workflow_task_failed_event_attributes();
   EXPECT_EQ(failed.cause(), enums::WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID);
-  EXPECT_EQ(failed.failure().message(), "timer id already in use: t1");
+  // As Temporal writes it: the cause's short name, then the reason.
+  EXPECT_EQ(failed.failure().message(), "StartTimerDuplicateId: timer id already in use: t1");
   EXPECT_EQ(failed.identity(), "worker");
   EXPECT_TRUE(ms.timers().empty());  // the first, accepted, timer is dropped too
   for (const auto& t : done.timer_tasks) EXPECT_NE(t.kind(), v1::TimerTask::KIND_USER_TIMER);

@@ -568,6 +568,114 @@ TEST_P(StoreConformanceTest, RequestIdsAreRememberedUntilTheyExpire) {
 // The fault-injection layer over this driver: every write either lands whole or not at all,
 // whatever the injected failure, so a writer that re-reads after an error never sees a
 // partial mutation, a gap in the history or a task without its state change.
+TEST_P(StoreConformanceTest, VisibilityListsCountsAndPagesRunsWithTheirAttributes) {
+  auto lease = stores_->shards->AcquireShard(0, "node-a");
+  ASSERT_TRUE(lease.ok());
+  // Five runs of distinct workflows: r0..r3 closed (close times 10..13 s), r4 running; r1
+  // and r3 carry a Keyword attribute "Color", r3 a memo.
+  for (int i = 0; i < 5; ++i) {
+    v1::MutableState ms = State(absl::StrCat("r", i), 1, 4);
+    auto* info = ms.mutable_execution();
+    info->set_workflow_id(absl::StrCat("wf-", i));
+    info->mutable_start_time()->set_seconds(i);
+    info->mutable_execution_time()->set_seconds(i);
+    if (i < 4) {
+      info->set_status(enums::WORKFLOW_EXECUTION_STATUS_COMPLETED);
+      info->mutable_close_time()->set_seconds(10 + i);
+    }
+    if (i % 2 == 1) {
+      temporal::api::common::v1::Payload p;
+      (*p.mutable_metadata())["encoding"] = "json/plain";
+      (*p.mutable_metadata())["type"] = "Keyword";
+      p.set_data(i == 1 ? "\"red\"" : "\"blue\"");
+      (*info->mutable_search_attributes()->mutable_indexed_fields())["Color"] = p;
+    }
+    if (i == 3) {
+      temporal::api::common::v1::Payload p;
+      p.set_data("memo");
+      (*info->mutable_memo()->mutable_fields())["note"] = p;
+    }
+    ExecutionMutation create;
+    create.shard_id = 0;
+    create.range_id = lease->range_id;
+    create.state = &ms;
+    create.create = true;
+    create.current = ExecutionMutation::Current::kCreate;
+    create.write_visibility = true;
+    ASSERT_TRUE(stores_->executions->Apply(create).ok());
+  }
+  SearchAttributeSchema schema;
+  schema.custom["Color"] = enums::INDEXED_VALUE_TYPE_KEYWORD;
+  auto compile = [&](const std::string& query, VisibilityQueryKind kind) {
+    VisibilityQueryOptions options;
+    options.dialect = stores_->visibility->dialect();
+    options.kind = kind;
+    options.first_placeholder = VisibilityStore::kFirstQueryPlaceholder;
+    options.allow_order_by = false;
+    auto compiled = CompileVisibilityQuery(query, schema, options);
+    EXPECT_TRUE(compiled.ok()) << compiled.status();
+    return *compiled;
+  };
+  auto ids = [](const VisibilityStore::Page& page) {
+    std::vector<std::string> out;
+    for (const auto& e : page.executions) out.push_back(e.execution().workflow_id());
+    return out;
+  };
+
+  // The default order: the open run, then by close time, newest first; one page at a time.
+  const CompiledVisibilityQuery all = compile("", VisibilityQueryKind::kList);
+  std::vector<std::string> listed;
+  std::string token;
+  int pages = 0;
+  do {
+    auto page = stores_->visibility->List("ns", all, 2, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    for (const auto& id : ids(*page)) listed.push_back(id);
+    token = page->next_page_token;
+    ++pages;
+  } while (!token.empty());
+  EXPECT_EQ(listed, (std::vector<std::string>{"wf-4", "wf-3", "wf-2", "wf-1", "wf-0"}));
+  EXPECT_EQ(pages, 3);
+  EXPECT_TRUE(absl::IsInvalidArgument(stores_->visibility->List("ns", all, 2, "garbage").status()));
+
+  auto colored = stores_->visibility->List(
+      "ns", compile("Color = 'blue' OR WorkflowId = 'wf-0'", VisibilityQueryKind::kList), 10, "");
+  ASSERT_TRUE(colored.ok()) << colored.status();
+  EXPECT_EQ(ids(*colored), (std::vector<std::string>{"wf-3", "wf-0"}));
+  const auto& row = colored->executions[0];
+  EXPECT_EQ(row.status(), enums::WORKFLOW_EXECUTION_STATUS_COMPLETED);
+  EXPECT_EQ(row.close_time().seconds(), 13);
+  EXPECT_EQ(row.history_length(), 3);
+  EXPECT_EQ(row.execution_duration().seconds(), 10);
+  EXPECT_EQ(row.memo().fields().at("note").data(), "memo");
+  EXPECT_EQ(row.search_attributes().indexed_fields().at("Color").data(), "\"blue\"");
+  EXPECT_EQ(row.root_execution().workflow_id(), "wf-3");
+
+  // The open run has no counts yet.
+  auto open = stores_->visibility->List(
+      "ns", compile("ExecutionStatus = 'Running'", VisibilityQueryKind::kList), 10, "");
+  ASSERT_TRUE(open.ok());
+  ASSERT_EQ(ids(*open), std::vector<std::string>{"wf-4"});
+  EXPECT_EQ(open->executions[0].history_length(), 0);
+  EXPECT_FALSE(open->executions[0].has_close_time());
+
+  auto counted = stores_->visibility->CountRuns(
+      "ns", compile("Color IS NOT NULL", VisibilityQueryKind::kCount));
+  ASSERT_TRUE(counted.ok());
+  EXPECT_EQ(counted->count, 2);
+  auto grouped = stores_->visibility->CountRuns(
+      "ns", compile("GROUP BY ExecutionStatus", VisibilityQueryKind::kCount));
+  ASSERT_TRUE(grouped.ok());
+  EXPECT_EQ(grouped->count, 5);
+  EXPECT_EQ(grouped->groups,
+            (std::vector<std::pair<int32_t, int64_t>>{
+                {enums::WORKFLOW_EXECUTION_STATUS_RUNNING, 1},
+                {enums::WORKFLOW_EXECUTION_STATUS_COMPLETED, 4}}));
+  auto other = stores_->visibility->CountRuns("other-ns", compile("", VisibilityQueryKind::kCount));
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ(other->count, 0);
+}
+
 TEST_P(StoreConformanceTest, WritesUnderInjectedFaultsAreAllOrNothing) {
   FaultInjectionOptions faults;
   faults.rate = 0.3;

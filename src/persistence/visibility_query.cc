@@ -1,17 +1,20 @@
-// Visibility queries: a lexer and a recursive-descent parser that follow the grammar Temporal's
-// server accepts (its fork of vitess's sqlparser, restricted to what its query converter
-// allows), then a compiler that resolves each attribute, checks operator and value against the
-// attribute's type as Temporal's converter does, and writes parameterised SQL.
+// Visibility queries: a lexer and a recursive-descent parser that follow the grammar of
+// Temporal's SQL parser (its fork of vitess's sqlparser) for what a List Filter holds, and report
+// syntax errors where and as it does; then a compiler that resolves each attribute, checks
+// operator and value against the attribute's type as Temporal's query converter does, and writes
+// parameterised SQL.
 
 #include "persistence/visibility_query.h"
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <utility>
 
+#include "absl/base/attributes.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -20,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
@@ -35,81 +39,183 @@ constexpr absl::string_view kMalformed = "malformed SQL query";
 constexpr absl::string_view kNotSupported = "operation is not supported";
 constexpr absl::string_view kInvalidExpression = "invalid expression";
 
+// A refusal's text after "invalid query: ".
+template <typename... Args>
+std::string Message(absl::string_view kind, const Args&... args) {
+  return absl::StrCat(kind, ": ", args...);
+}
+
+absl::Status Refusal(absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid query: ", message));
+}
+
 template <typename... Args>
 absl::Status QueryError(absl::string_view kind, const Args&... args) {
-  return absl::InvalidArgumentError(absl::StrCat("invalid query: ", kind, ": ", args...));
+  return Refusal(Message(kind, args...));
+}
+
+// The code point of the UTF-8 sequence at s[i] and its length; 0 for an invalid one (overlong
+// forms, surrogates and code points beyond Unicode included).
+int DecodeRune(absl::string_view s, size_t i, uint32_t* cp) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  int extra;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  } else if ((c & 0xE0) == 0xC0) {
+    extra = 1;
+    *cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    extra = 2;
+    *cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    extra = 3;
+    *cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + extra >= s.size()) return 0;
+  for (int k = 1; k <= extra; ++k) {
+    const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    *cp = (*cp << 6) | (cc & 0x3F);
+  }
+  if ((extra == 1 && *cp < 0x80) || (extra == 2 && *cp < 0x800) ||
+      (extra == 3 && *cp < 0x10000) || (*cp >= 0xD800 && *cp <= 0xDFFF) || *cp > 0x10FFFF) {
+    return 0;
+  }
+  return extra + 1;
 }
 
 bool IsValidUtf8(absl::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    int extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size()) return false;
-    for (int k = 1; k <= extra; ++k) {
-      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, surrogates and code points beyond Unicode.
-    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-        (extra == 3 && cp < 0x10000) || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
-      return false;
-    }
-    i += extra + 1;
+  uint32_t cp;
+  for (size_t i = 0; i < s.size();) {
+    const int n = DecodeRune(s, i, &cp);
+    if (n == 0) return false;
+    i += n;
   }
   return true;
 }
 
-// Query text for an error message: control bytes escaped, the rest kept (the query is valid
-// UTF-8); with go_quoted, also '"' and '\\', as Go's %q writes a string between quotes.
-std::string ForMessage(absl::string_view s, bool go_quoted = false) {
+// Text for a message as it is, but valid UTF-8: a byte that is not (the parser's error token
+// can be one byte of a longer character) becomes U+FFFD, as clients show Temporal's.
+std::string ValidUtf8(absl::string_view s) {
+  if (IsValidUtf8(s)) return std::string(s);
   std::string out;
-  for (char c : s) {
-    const unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      absl::StrAppend(&out, absl::StrFormat("\\x%02x", u));
-    } else if (go_quoted && (c == '"' || c == '\\')) {
-      out.push_back('\\');
-      out.push_back(c);
+  uint32_t cp;
+  for (size_t i = 0; i < s.size();) {
+    const int n = DecodeRune(s, i, &cp);
+    if (n == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
     } else {
-      out.push_back(c);
+      absl::StrAppend(&out, s.substr(i, n));
+      i += n;
     }
   }
   return out;
 }
 
-// At most `max` bytes of s, not cutting a UTF-8 sequence.
-absl::string_view Prefix(absl::string_view s, size_t max) {
-  if (s.size() <= max) return s;
-  while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) --max;
-  return s.substr(0, max);
+// Go's unicode.IsPrint, near enough: ASCII's printable characters, and every other character
+// but the C1 controls, the spaces other than ' ', the format characters, private use and the
+// non-characters.
+bool GoIsPrint(uint32_t r) {
+  if (r < 0x80) return r >= 0x20 && r < 0x7F;
+  if (r <= 0xA0 || r == 0xAD || r == 0x61C || r == 0x1680 || r == 0x180E) return false;
+  if ((r >= 0x2000 && r <= 0x200F) || (r >= 0x2028 && r <= 0x202F) ||
+      (r >= 0x205F && r <= 0x206F) || r == 0x3000 || r == 0xFEFF ||
+      (r >= 0xFFF9 && r <= 0xFFFB) || (r & 0xFFFE) == 0xFFFE) {
+    return false;
+  }
+  if ((r >= 0xE000 && r <= 0xF8FF) || r >= 0xF0000 || (r >= 0xE0000 && r <= 0xE007F)) {
+    return false;
+  }
+  return true;
+}
+
+// A string as Go's %q (and %#v) writes it: between double quotes, '"', '\\' and what is not
+// printable escaped.
+std::string GoQuote(absl::string_view s) {
+  std::string out = "\"";
+  uint32_t r;
+  for (size_t i = 0; i < s.size();) {
+    const int n = DecodeRune(s, i, &r);
+    if (n == 0) {
+      absl::StrAppend(&out, absl::StrFormat("\\x%02x", static_cast<unsigned char>(s[i])));
+      ++i;
+      continue;
+    }
+    const absl::string_view raw = s.substr(i, n);
+    i += n;
+    if (r == '"' || r == '\\') {
+      out.push_back('\\');
+      out.push_back(static_cast<char>(r));
+    } else if (GoIsPrint(r)) {
+      absl::StrAppend(&out, raw);
+    } else if (r == '\a') {
+      out += "\\a";
+    } else if (r == '\b') {
+      out += "\\b";
+    } else if (r == '\f') {
+      out += "\\f";
+    } else if (r == '\n') {
+      out += "\\n";
+    } else if (r == '\r') {
+      out += "\\r";
+    } else if (r == '\t') {
+      out += "\\t";
+    } else if (r == '\v') {
+      out += "\\v";
+    } else if (r < 0x20 || r == 0x7F) {
+      absl::StrAppend(&out, absl::StrFormat("\\x%02x", r));
+    } else if (r < 0x10000) {
+      absl::StrAppend(&out, absl::StrFormat("\\u%04x", r));
+    } else {
+      absl::StrAppend(&out, absl::StrFormat("\\U%08x", r));
+    }
+  }
+  out.push_back('"');
+  return out;
+}
+
+// A float64 as Go's %v writes it: the shortest digits that read back, in %e form when the
+// exponent is below -4 or at least 6 (1e+06, 1.5e-05), else plainly (0.0001, 123456.5).
+std::string GoFloat(double d) {
+  if (d == 0) return std::signbit(d) ? "-0" : "0";
+  char buf[64];
+  const std::to_chars_result r =
+      std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  absl::string_view sci(buf, r.ptr - buf);  // [-]d[.ddd]e(+|-)dd
+  std::string out;
+  if (absl::ConsumePrefix(&sci, "-")) out = "-";
+  const size_t e = sci.find('e');
+  std::string digits = absl::StrReplaceAll(sci.substr(0, e), {{".", ""}});
+  int exp = 0;
+  (void)absl::SimpleAtoi(sci.substr(e + 1), &exp);
+  if (exp < -4 || exp >= 6) {
+    out.push_back(digits[0]);
+    if (digits.size() > 1) absl::StrAppend(&out, ".", digits.substr(1));
+    absl::StrAppend(&out, exp < 0 ? "e-" : "e+", std::abs(exp) < 10 ? "0" : "", std::abs(exp));
+  } else if (exp >= 0) {
+    const size_t whole = static_cast<size_t>(exp) + 1;
+    if (digits.size() <= whole) {
+      absl::StrAppend(&out, digits, std::string(whole - digits.size(), '0'));
+    } else {
+      absl::StrAppend(&out, digits.substr(0, whole), ".", digits.substr(whole));
+    }
+  } else {
+    absl::StrAppend(&out, "0.", std::string(-exp - 1, '0'), digits);
+  }
+  return out;
 }
 
 // Renders a literal as Temporal's messages do (Go's %#v, then its type).
 std::string GoValue(const QueryLiteral& v) {
-  if (const auto* s = std::get_if<std::string>(&v)) {
-    return absl::StrCat("\"", ForMessage(*s, /*go_quoted=*/true), "\"");
-  }
+  if (const auto* s = std::get_if<std::string>(&v)) return GoQuote(*s);
   if (const auto* i = std::get_if<int64_t>(&v)) return absl::StrCat(*i);
-  if (const auto* d = std::get_if<double>(&v)) return absl::StrCat(*d);
-  return std::get<bool>(v) ? "true" : "false";
+  if (const auto* d = std::get_if<double>(&v)) return GoFloat(*d);
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  return "";
 }
 
 absl::string_view GoType(const QueryLiteral& v) {
@@ -119,208 +225,365 @@ absl::string_view GoType(const QueryLiteral& v) {
   return "bool";
 }
 
+// Go's strings.TrimSpace: Unicode white space off both ends.
+absl::string_view TrimGoSpace(absl::string_view s) {
+  auto space_at = [&](size_t i, size_t* len) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c == ' ' || (c >= '\t' && c <= '\r')) {
+      *len = 1;
+      return true;
+    }
+    uint32_t r;
+    const int n = DecodeRune(s, i, &r);
+    if (n > 1 && (r == 0x85 || r == 0xA0 || r == 0x1680 || (r >= 0x2000 && r <= 0x200A) ||
+                  r == 0x2028 || r == 0x2029 || r == 0x202F || r == 0x205F || r == 0x3000)) {
+      *len = n;
+      return true;
+    }
+    return false;
+  };
+  size_t len;
+  while (!s.empty() && space_at(0, &len)) s.remove_prefix(len);
+  for (;;) {
+    // The last character starts at the last byte that is not a continuation byte.
+    size_t start = s.size();
+    while (start > 0 && (static_cast<unsigned char>(s[start - 1]) & 0xC0) == 0x80) --start;
+    if (start == 0) break;
+    --start;
+    if (!space_at(start, &len) || start + len != s.size()) break;
+    s.remove_suffix(len);
+  }
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------
-// Lexer.
+// Lexer: Temporal's parser's tokenizer.
 
 enum class Tok {
   kEnd,
-  kIdent,
+  kLexError,
+  kId,       // a name (also one in backquotes)
+  kKeyword,  // value: the word lower-cased
   kString,
-  kInteger,
-  kDecimal,
-  kHexNumber,
+  kIntegral,
+  kFloat,
+  kHexNum,    // 0x1F
+  kHex,       // x'1F'
+  kBit,       // b'101'
+  kValueArg,  // ?, :name
+  kListArg,   // ::name
   kLParen,
   kRParen,
   kComma,
+  kSemicolon,
+  kDot,
   kEq,
-  kNe,
   kLt,
-  kLe,
   kGt,
+  kLe,
   kGe,
+  kNe,
   kNullSafeEq,
   kPlus,
   kMinus,
-  // Keywords.
-  kAnd,
-  kOr,
-  kNot,
-  kIn,
-  kBetween,
-  kStartsWith,
-  kIs,
-  kNull,
-  kTrue,
-  kFalse,
-  kLike,
-  kOrder,
-  kGroup,
-  kBy,
-  kAsc,
-  kDesc,
-  kLimit,
-  // A character or sequence the grammar has no use for, or a lexical error.
-  kOther,
+  kStar,
+  kSlash,
+  kPercent,
+  kCaret,
+  kTilde,
+  kBang,
+  kAmp,
+  kPipe,
+  kShiftLeft,
+  kShiftRight,
+  kJsonExtract,         // ->
+  kJsonUnquoteExtract,  // ->>
+  kAndOp,               // &&
+  kOrOp,                // ||
 };
 
 struct Token {
   Tok kind = Tok::kEnd;
-  std::string value;  // an identifier's name, a string's decoded text, a number's digits
-  size_t pos = 0;     // byte offset in the query
-  size_t len = 0;     // bytes of the query it spans
-  absl::string_view problem;  // kOther from a lexical error: what is wrong
+  // The token's text as the parser keeps it for its messages: a name as written (a keyword
+  // lower-cased), a string's or a backquoted name's decoded text, a number's digits.
+  std::string value;
+  bool has_value = false;  // punctuation, operators, the end and empty texts have none
+  char keyword_class = 0;  // kKeyword: 'R' reserved, 'N' non-reserved (a name too), 'O' other
+  size_t end = 0;          // offset just past it in the trimmed query
 };
 
-bool IsIdentStart(char c) { return absl::ascii_isalpha(c) || c == '_' || c == '@'; }
-bool IsIdentChar(char c) { return IsIdentStart(c) || absl::ascii_isdigit(c); }
-
-Tok KeywordOrIdent(absl::string_view word) {
-  static const auto* keywords = new absl::flat_hash_map<std::string, Tok>{
-      {"and", Tok::kAnd},       {"or", Tok::kOr},
-      {"not", Tok::kNot},       {"in", Tok::kIn},
-      {"between", Tok::kBetween}, {"starts_with", Tok::kStartsWith},
-      {"is", Tok::kIs},         {"null", Tok::kNull},
-      {"true", Tok::kTrue},     {"false", Tok::kFalse},
-      {"like", Tok::kLike},     {"order", Tok::kOrder},
-      {"group", Tok::kGroup},   {"by", Tok::kBy},
-      {"asc", Tok::kAsc},       {"desc", Tok::kDesc},
-      {"limit", Tok::kLimit},
+// The parser's keywords and what it lets them be: 'R' reserved (a name only after a '.'), 'N'
+// non-reserved (a name anywhere, lower-cased), 'O' neither.
+char KeywordClass(absl::string_view lowered) {
+  static const auto* keywords = new absl::flat_hash_map<std::string, char>{
+    {"_binary", 'O'}, {"accessible", 'N'}, {"add", 'R'}, {"against", 'N'}, {"all", 'O'},
+    {"alter", 'O'}, {"analyze", 'O'}, {"and", 'R'}, {"as", 'R'}, {"asc", 'R'},
+    {"asensitive", 'N'}, {"auto_increment", 'R'}, {"before", 'N'}, {"begin", 'N'},
+    {"between", 'R'}, {"bigint", 'N'}, {"binary", 'R'}, {"bit", 'N'}, {"blob", 'N'},
+    {"bool", 'N'}, {"boolean", 'O'}, {"both", 'N'}, {"by", 'R'}, {"call", 'N'}, {"cascade", 'N'},
+    {"case", 'R'}, {"cast", 'O'}, {"change", 'N'}, {"char", 'N'}, {"character", 'N'},
+    {"charset", 'N'}, {"check", 'N'}, {"collate", 'R'}, {"column", 'O'}, {"comment", 'N'},
+    {"commit", 'N'}, {"committed", 'N'}, {"condition", 'N'}, {"constraint", 'O'},
+    {"continue", 'N'}, {"convert", 'R'}, {"create", 'R'}, {"cross", 'R'}, {"current_date", 'R'},
+    {"current_time", 'R'}, {"current_timestamp", 'R'}, {"current_user", 'N'}, {"cursor", 'N'},
+    {"database", 'R'}, {"databases", 'R'}, {"date", 'N'}, {"datetime", 'N'}, {"day_hour", 'N'},
+    {"day_microsecond", 'N'}, {"day_minute", 'N'}, {"day_second", 'N'}, {"dec", 'N'},
+    {"decimal", 'N'}, {"declare", 'N'}, {"default", 'R'}, {"delayed", 'N'}, {"delete", 'R'},
+    {"desc", 'R'}, {"describe", 'R'}, {"deterministic", 'N'}, {"distinct", 'R'},
+    {"distinctrow", 'N'}, {"div", 'R'}, {"double", 'N'}, {"drop", 'R'}, {"duplicate", 'N'},
+    {"each", 'N'}, {"else", 'R'}, {"elseif", 'N'}, {"enclosed", 'N'}, {"end", 'R'},
+    {"enum", 'N'}, {"escape", 'R'}, {"escaped", 'N'}, {"exists", 'R'}, {"exit", 'N'},
+    {"expansion", 'N'}, {"explain", 'R'}, {"extended", 'O'}, {"false", 'R'}, {"fetch", 'N'},
+    {"float", 'N'}, {"float4", 'N'}, {"float8", 'N'}, {"for", 'R'}, {"force", 'R'},
+    {"foreign", 'N'}, {"from", 'R'}, {"full", 'O'}, {"fulltext", 'N'}, {"generated", 'N'},
+    {"geometry", 'N'}, {"geometrycollection", 'N'}, {"get", 'N'}, {"global", 'N'},
+    {"grant", 'N'}, {"group", 'R'}, {"group_concat", 'O'}, {"having", 'R'},
+    {"high_priority", 'N'}, {"hour_microsecond", 'N'}, {"hour_minute", 'N'},
+    {"hour_second", 'N'}, {"if", 'R'}, {"ignore", 'R'}, {"in", 'R'}, {"index", 'R'},
+    {"infile", 'N'}, {"inner", 'R'}, {"inout", 'N'}, {"insensitive", 'N'}, {"insert", 'R'},
+    {"int", 'N'}, {"int1", 'N'}, {"int2", 'N'}, {"int3", 'N'}, {"int4", 'N'}, {"int8", 'N'},
+    {"integer", 'N'}, {"interval", 'R'}, {"into", 'R'}, {"io_after_gtids", 'N'}, {"is", 'R'},
+    {"isolation", 'N'}, {"iterate", 'N'}, {"join", 'R'}, {"json", 'N'}, {"key", 'R'},
+    {"key_block_size", 'N'}, {"keys", 'N'}, {"kill", 'N'}, {"language", 'N'},
+    {"last_insert_id", 'N'}, {"leading", 'N'}, {"leave", 'N'}, {"left", 'R'}, {"less", 'N'},
+    {"level", 'N'}, {"like", 'R'}, {"limit", 'R'}, {"linear", 'N'}, {"lines", 'N'},
+    {"linestring", 'N'}, {"load", 'N'}, {"localtime", 'R'}, {"localtimestamp", 'R'},
+    {"lock", 'R'}, {"long", 'N'}, {"longblob", 'N'}, {"longtext", 'N'}, {"loop", 'N'},
+    {"low_priority", 'N'}, {"master_bind", 'N'}, {"match", 'R'}, {"maxvalue", 'R'},
+    {"mediumblob", 'N'}, {"mediumint", 'N'}, {"mediumtext", 'N'}, {"middleint", 'N'},
+    {"minute_microsecond", 'N'}, {"minute_second", 'N'}, {"mod", 'R'}, {"mode", 'N'},
+    {"modifies", 'N'}, {"multilinestring", 'N'}, {"multipoint", 'N'}, {"multipolygon", 'N'},
+    {"names", 'N'}, {"natural", 'R'}, {"nchar", 'N'}, {"next", 'R'}, {"no_write_to_binlog", 'N'},
+    {"not", 'R'}, {"null", 'R'}, {"numeric", 'N'}, {"offset", 'N'}, {"on", 'R'}, {"only", 'N'},
+    {"optimize", 'N'}, {"optimizer_costs", 'N'}, {"option", 'N'}, {"optionally", 'N'},
+    {"or", 'R'}, {"order", 'R'}, {"out", 'N'}, {"outer", 'R'}, {"outfile", 'N'},
+    {"partition", 'N'}, {"point", 'N'}, {"polygon", 'N'}, {"precision", 'N'}, {"primary", 'N'},
+    {"procedure", 'N'}, {"processlist", 'O'}, {"query", 'N'}, {"range", 'N'}, {"read", 'N'},
+    {"read_write", 'N'}, {"reads", 'N'}, {"real", 'N'}, {"references", 'N'}, {"regexp", 'R'},
+    {"release", 'N'}, {"rename", 'R'}, {"reorganize", 'N'}, {"repair", 'N'}, {"repeat", 'N'},
+    {"repeatable", 'N'}, {"replace", 'R'}, {"require", 'N'}, {"resignal", 'N'},
+    {"restrict", 'N'}, {"return", 'N'}, {"revoke", 'N'}, {"right", 'R'}, {"rlike", 'R'},
+    {"rollback", 'N'}, {"schema", 'R'}, {"schemas", 'N'}, {"second_microsecond", 'N'},
+    {"select", 'R'}, {"sensitive", 'N'}, {"separator", 'R'}, {"serializable", 'N'},
+    {"session", 'N'}, {"set", 'R'}, {"share", 'N'}, {"show", 'R'}, {"signal", 'N'},
+    {"signed", 'N'}, {"smallint", 'N'}, {"spatial", 'N'}, {"specific", 'N'}, {"sql", 'N'},
+    {"sql_big_result", 'N'}, {"sql_cache", 'O'}, {"sql_calc_found_rows", 'N'},
+    {"sql_no_cache", 'O'}, {"sql_small_result", 'N'}, {"sqlexception", 'N'}, {"sqlstate", 'N'},
+    {"sqlwarning", 'N'}, {"ssl", 'N'}, {"start", 'N'}, {"starting", 'N'}, {"starts_with", 'R'},
+    {"status", 'N'}, {"stored", 'N'}, {"straight_join", 'R'}, {"stream", 'O'}, {"substr", 'R'},
+    {"substring", 'R'}, {"table", 'R'}, {"tables", 'R'}, {"terminated", 'N'}, {"text", 'N'},
+    {"than", 'N'}, {"then", 'R'}, {"time", 'N'}, {"timestamp", 'N'}, {"tinyblob", 'N'},
+    {"tinyint", 'N'}, {"tinytext", 'N'}, {"to", 'R'}, {"trailing", 'N'}, {"transaction", 'N'},
+    {"trigger", 'N'}, {"true", 'R'}, {"truncate", 'N'}, {"uncommitted", 'N'}, {"undo", 'N'},
+    {"union", 'R'}, {"unique", 'R'}, {"unlock", 'N'}, {"unsigned", 'N'}, {"update", 'R'},
+    {"usage", 'N'}, {"use", 'R'}, {"using", 'R'}, {"utc_date", 'R'}, {"utc_time", 'R'},
+    {"utc_timestamp", 'R'}, {"values", 'R'}, {"varbinary", 'N'}, {"varchar", 'N'},
+    {"varcharacter", 'N'}, {"variables", 'N'}, {"varying", 'N'}, {"view", 'N'}, {"vindex", 'N'},
+    {"vindexes", 'N'}, {"virtual", 'N'}, {"vitess_keyspaces", 'N'}, {"vitess_shards", 'N'},
+    {"vitess_tablets", 'N'}, {"vschema_tables", 'N'}, {"when", 'R'}, {"where", 'R'},
+    {"while", 'N'}, {"with", 'N'}, {"write", 'N'}, {"xor", 'N'}, {"year", 'N'},
+    {"year_month", 'N'}, {"zerofill", 'N'},
   };
-  auto it = keywords->find(absl::AsciiStrToLower(word));
-  return it == keywords->end() ? Tok::kIdent : it->second;
+  auto it = keywords->find(lowered);
+  return it == keywords->end() ? 0 : it->second;
 }
+
+bool IsLetter(char c) { return absl::ascii_isalpha(c) || c == '_' || c == '@'; }
+bool IsDigit(char c) { return absl::ascii_isdigit(c); }
 
 class Lexer {
  public:
   explicit Lexer(absl::string_view text) : text_(text) {}
 
-  // Splits the whole query; a lexical error ends the list with a kOther token carrying the
-  // problem, which the parser reports where it meets it.
+  // Splits the whole query, up to and with the first lexical error.
   std::vector<Token> Tokens() {
     std::vector<Token> out;
     for (;;) {
       Token t = Next();
       const Tok kind = t.kind;
-      const bool lexical_error = kind == Tok::kOther && !t.problem.empty();
       out.push_back(std::move(t));
-      if (kind == Tok::kEnd || lexical_error) break;
+      if (kind == Tok::kEnd || kind == Tok::kLexError) break;
     }
-    if (out.back().kind != Tok::kEnd) out.push_back(Token{Tok::kEnd, "", text_.size(), 0, {}});
+    if (out.back().kind != Tok::kEnd) {
+      Token end;
+      end.end = text_.size();
+      out.push_back(std::move(end));
+    }
     return out;
   }
 
  private:
-  char Peek(size_t ahead = 0) const {
-    return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0';
-  }
-  bool AtEnd(size_t ahead = 0) const { return pos_ + ahead >= text_.size(); }
+  bool AtEnd() const { return pos_ >= text_.size(); }
+  bool NextIs(char c) const { return pos_ < text_.size() && text_[pos_] == c; }
 
-  Token Make(Tok kind, size_t start, std::string value = "") const {
-    return Token{kind, std::move(value), start, pos_ - start, {}};
-  }
-  Token Error(size_t start, absl::string_view problem) const {
-    Token t = Make(Tok::kOther, start);
-    t.problem = problem;
-    if (t.len == 0) t.len = 1;
+  Token Make(Tok kind, std::string value = "", bool has_value = false) const {
+    Token t;
+    t.kind = kind;
+    t.value = std::move(value);
+    t.has_value = has_value;
+    t.end = pos_;
     return t;
   }
+  Token Text(Tok kind, std::string value) const {
+    const bool has_value = !value.empty();
+    return Make(kind, std::move(value), has_value);
+  }
 
-  // Skips blanks and comments (--, # to the end of the line; /* ... */). Returns false on an
-  // unterminated /* comment, with *start at it.
-  bool SkipBlanksAndComments(size_t* start) {
-    for (;;) {
-      while (!AtEnd() && (Peek() == ' ' || Peek() == '\n' || Peek() == '\r' || Peek() == '\t')) {
-        ++pos_;
-      }
-      if ((Peek() == '-' && Peek(1) == '-') || Peek() == '#') {
-        while (!AtEnd() && Peek() != '\n') ++pos_;
-        continue;
-      }
-      if (Peek() == '/' && Peek(1) == '*') {
-        *start = pos_;
-        const size_t close = text_.find("*/", pos_ + 2);
-        if (close == absl::string_view::npos) {
-          pos_ = text_.size();
-          return false;
-        }
-        pos_ = close + 2;
-        continue;
-      }
-      return true;
-    }
+  void SkipLine() {
+    while (!AtEnd() && text_[pos_] != '\n') ++pos_;
+    if (!AtEnd()) ++pos_;
   }
 
   Token Next() {
-    size_t start = pos_;
-    if (!SkipBlanksAndComments(&start)) return Error(start, "unterminated comment");
-    start = pos_;
-    if (AtEnd()) return Make(Tok::kEnd, start);
-    const char c = Peek();
-    if (IsIdentStart(c)) {
-      while (!AtEnd() && IsIdentChar(Peek())) ++pos_;
-      const absl::string_view word = text_.substr(start, pos_ - start);
-      return Make(KeywordOrIdent(word), start, std::string(word));
-    }
-    if (absl::ascii_isdigit(c) || (c == '.' && absl::ascii_isdigit(Peek(1)))) return Number();
-    ++pos_;
-    switch (c) {
-      case '(':
-        return Make(Tok::kLParen, start);
-      case ')':
-        return Make(Tok::kRParen, start);
-      case ',':
-        return Make(Tok::kComma, start);
-      case '=':
-        return Make(Tok::kEq, start);
-      case '+':
-        return Make(Tok::kPlus, start);
-      case '-':
-        return Make(Tok::kMinus, start);
-      case '!':
-        if (Peek() == '=') {
+    for (;;) {
+      while (!AtEnd() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' ||
+                          text_[pos_] == '\t')) {
+        ++pos_;
+      }
+      if (AtEnd()) return Make(Tok::kEnd);
+      const size_t start = pos_;
+      const char c = text_[pos_];
+      if (IsLetter(c)) {
+        ++pos_;
+        if ((c == 'x' || c == 'X') && NextIs('\'')) {
           ++pos_;
-          return Make(Tok::kNe, start);
+          return Quoted(16);
         }
-        return Make(Tok::kOther, start);
-      case '<':
-        if (Peek() == '>') {
+        if ((c == 'b' || c == 'B') && NextIs('\'')) {
           ++pos_;
-          return Make(Tok::kNe, start);
+          return Quoted(2);
         }
-        if (Peek() == '=') {
+        // @@system variables take '.', quotes and backquotes in their names.
+        const bool system = c == '@' && NextIs('@');
+        while (!AtEnd() && (IsLetter(text_[pos_]) || IsDigit(text_[pos_]) ||
+                            (system && absl::string_view(".'\"`").find(text_[pos_]) !=
+                                           absl::string_view::npos))) {
           ++pos_;
-          if (Peek() == '>') {
+        }
+        const absl::string_view word = text_.substr(start, pos_ - start);
+        std::string lowered = absl::AsciiStrToLower(word);
+        if (const char k = KeywordClass(lowered)) {
+          Token t = Make(Tok::kKeyword, std::move(lowered), true);
+          t.keyword_class = k;
+          return t;
+        }
+        return Make(Tok::kId, std::string(word), true);
+      }
+      if (IsDigit(c)) return Number(start);
+      if (c == ':') return BindVariable();
+      ++pos_;
+      switch (c) {
+        case '=':
+          return Make(Tok::kEq);
+        case ',':
+          return Make(Tok::kComma);
+        case ';':
+          return Make(Tok::kSemicolon);
+        case '(':
+          return Make(Tok::kLParen);
+        case ')':
+          return Make(Tok::kRParen);
+        case '+':
+          return Make(Tok::kPlus);
+        case '*':
+          return Make(Tok::kStar);
+        case '%':
+          return Make(Tok::kPercent);
+        case '^':
+          return Make(Tok::kCaret);
+        case '~':
+          return Make(Tok::kTilde);
+        case '&':
+          if (NextIs('&')) {
             ++pos_;
-            return Make(Tok::kNullSafeEq, start);
+            return Make(Tok::kAndOp);
           }
-          return Make(Tok::kLe, start);
-        }
-        return Make(Tok::kLt, start);
-      case '>':
-        if (Peek() == '=') {
-          ++pos_;
-          return Make(Tok::kGe, start);
-        }
-        return Make(Tok::kGt, start);
-      case '&':
-        if (Peek() == '&') {
-          ++pos_;
-          return Make(Tok::kAnd, start);
-        }
-        return Make(Tok::kOther, start);
-      case '|':
-        if (Peek() == '|') {
-          ++pos_;
-          return Make(Tok::kOr, start);
-        }
-        return Make(Tok::kOther, start);
-      case '\'':
-      case '"':
-        return String(start, c);
-      case '`':
-        return QuotedIdent(start);
-      default:
-        return Make(Tok::kOther, start);
+          return Make(Tok::kAmp);
+        case '|':
+          if (NextIs('|')) {
+            ++pos_;
+            return Make(Tok::kOrOp);
+          }
+          return Make(Tok::kPipe);
+        case '?':
+          return Make(Tok::kValueArg, absl::StrCat(":v", ++value_args_), true);
+        case '.':
+          if (!AtEnd() && IsDigit(text_[pos_])) return Number(start);
+          return Make(Tok::kDot);
+        case '/':
+          if (NextIs('/')) {
+            SkipLine();
+            continue;
+          }
+          if (NextIs('*')) {
+            const size_t close = text_.find("*/", pos_ + 1);
+            if (close == absl::string_view::npos) {
+              pos_ = text_.size();
+              return Text(Tok::kLexError, std::string(text_.substr(start)));
+            }
+            pos_ = close + 2;
+            continue;
+          }
+          return Make(Tok::kSlash);
+        case '#':
+          SkipLine();
+          continue;
+        case '-':
+          if (NextIs('-')) {
+            SkipLine();
+            continue;
+          }
+          if (NextIs('>')) {
+            ++pos_;
+            if (NextIs('>')) {
+              ++pos_;
+              return Make(Tok::kJsonUnquoteExtract);
+            }
+            return Make(Tok::kJsonExtract);
+          }
+          return Make(Tok::kMinus);
+        case '<':
+          if (NextIs('>')) {
+            ++pos_;
+            return Make(Tok::kNe);
+          }
+          if (NextIs('<')) {
+            ++pos_;
+            return Make(Tok::kShiftLeft);
+          }
+          if (NextIs('=')) {
+            ++pos_;
+            if (NextIs('>')) {
+              ++pos_;
+              return Make(Tok::kNullSafeEq);
+            }
+            return Make(Tok::kLe);
+          }
+          return Make(Tok::kLt);
+        case '>':
+          if (NextIs('=')) {
+            ++pos_;
+            return Make(Tok::kGe);
+          }
+          if (NextIs('>')) {
+            ++pos_;
+            return Make(Tok::kShiftRight);
+          }
+          return Make(Tok::kGt);
+        case '!':
+          if (NextIs('=')) {
+            ++pos_;
+            return Make(Tok::kNe);
+          }
+          return Make(Tok::kBang);
+        case '\'':
+        case '"':
+          return String(c);
+        case '`':
+          return QuotedName();
+        default:
+          return Text(Tok::kLexError, std::string(1, c));
+      }
     }
   }
 
@@ -344,441 +607,1175 @@ class Lexer {
     }
   }
 
-  Token String(size_t start, char delim) {
+  Token String(char delim) {
     std::string value;
     for (;;) {
-      if (AtEnd()) return Error(start, "unterminated string");
+      if (AtEnd()) return Text(Tok::kLexError, std::move(value));
       const char c = text_[pos_++];
       if (c == '\\') {
-        if (AtEnd()) return Error(start, "unterminated string");
+        if (AtEnd()) return Text(Tok::kLexError, std::move(value));
         value.push_back(Unescape(text_[pos_++]));
       } else if (c == delim) {
-        if (Peek() != delim || AtEnd()) break;
+        if (!NextIs(delim)) break;
         value.push_back(delim);  // a doubled delimiter
         ++pos_;
       } else {
         value.push_back(c);
       }
     }
-    return Make(Tok::kString, start, std::move(value));
+    return Text(Tok::kString, std::move(value));
   }
 
-  Token QuotedIdent(size_t start) {
+  Token QuotedName() {
     std::string value;
     for (;;) {
-      if (AtEnd()) return Error(start, "unterminated quoted name");
+      if (AtEnd()) return Text(Tok::kLexError, std::move(value));
       const char c = text_[pos_++];
       if (c == '`') {
-        if (Peek() != '`' || AtEnd()) break;
+        if (!NextIs('`')) break;
         value.push_back('`');
         ++pos_;
       } else {
         value.push_back(c);
       }
     }
-    if (value.empty()) return Error(start, "empty quoted name");
-    return Make(Tok::kIdent, start, std::move(value));
+    if (value.empty()) return Text(Tok::kLexError, "");
+    return Text(Tok::kId, std::move(value));
+  }
+
+  // x'..' (an even number of hex digits) and b'..', after the quote.
+  Token Quoted(int base) {
+    const size_t start = pos_;
+    while (!AtEnd() && (base == 16 ? absl::ascii_isxdigit(text_[pos_])
+                                   : (text_[pos_] == '0' || text_[pos_] == '1'))) {
+      ++pos_;
+    }
+    std::string digits(text_.substr(start, pos_ - start));
+    if (!NextIs('\'')) return Text(Tok::kLexError, std::move(digits));
+    ++pos_;
+    if (base == 16 && digits.size() % 2 != 0) return Text(Tok::kLexError, std::move(digits));
+    return Text(base == 16 ? Tok::kHex : Tok::kBit, std::move(digits));
   }
 
   void Digits(int base) {
-    while (!AtEnd()) {
-      const char c = Peek();
-      const bool ok = base == 16 ? absl::ascii_isxdigit(c) : absl::ascii_isdigit(c);
-      if (!ok) break;
+    while (!AtEnd() && (base == 16 ? absl::ascii_isxdigit(text_[pos_]) : IsDigit(text_[pos_]))) {
       ++pos_;
     }
   }
 
-  // The number forms of the parser's lexer: 12, 1.5, .5, 1., 1e3, 1.5E-3, 0x1F. A letter
-  // right after a number is an error.
-  Token Number() {
-    const size_t start = pos_;
-    Tok kind = Tok::kInteger;
-    if (Peek() == '0' && (Peek(1) == 'x' || Peek(1) == 'X')) {
+  // 12, 1.5, .5, 1., 1e3, 1.5E-3, 1e (a number the converter cannot read), 0x1F; `start` is at
+  // the first digit or the '.' before it. A letter right after a number is an error.
+  Token Number(size_t start) {
+    Tok kind = Tok::kIntegral;
+    if (text_[start] == '.') {
+      kind = Tok::kFloat;
+      Digits(10);
+    } else if (text_[pos_] == '0' && pos_ + 1 < text_.size() &&
+               (text_[pos_ + 1] == 'x' || text_[pos_ + 1] == 'X')) {
       pos_ += 2;
       Digits(16);
-      kind = Tok::kHexNumber;
+      kind = Tok::kHexNum;
     } else {
       Digits(10);
-      if (Peek() == '.') {
-        kind = Tok::kDecimal;
+      if (NextIs('.')) {
+        kind = Tok::kFloat;
         ++pos_;
         Digits(10);
       }
-      if (Peek() == 'e' || Peek() == 'E') {
-        kind = Tok::kDecimal;
-        ++pos_;
-        if (Peek() == '+' || Peek() == '-') ++pos_;
-        Digits(10);
-      }
     }
-    if (!AtEnd() && IsIdentStart(Peek())) {
-      while (!AtEnd() && IsIdentChar(Peek())) ++pos_;
-      return Error(start, "a letter follows a number");
+    if (kind != Tok::kHexNum && (NextIs('e') || NextIs('E'))) {
+      kind = Tok::kFloat;
+      ++pos_;
+      if (NextIs('+') || NextIs('-')) ++pos_;
+      Digits(10);
     }
-    return Make(kind, start, std::string(text_.substr(start, pos_ - start)));
+    std::string text(text_.substr(start, pos_ - start));
+    if (!AtEnd() && IsLetter(text_[pos_])) return Text(Tok::kLexError, std::move(text));
+    return Text(kind, std::move(text));
+  }
+
+  // :name, ::name.
+  Token BindVariable() {
+    const size_t start = pos_;
+    ++pos_;
+    Tok kind = Tok::kValueArg;
+    if (NextIs(':')) {
+      kind = Tok::kListArg;
+      ++pos_;
+    }
+    if (AtEnd() || !IsLetter(text_[pos_])) {
+      return Text(Tok::kLexError, std::string(text_.substr(start, pos_ - start)));
+    }
+    while (!AtEnd() && (IsLetter(text_[pos_]) || IsDigit(text_[pos_]) || text_[pos_] == '.')) {
+      ++pos_;
+    }
+    return Text(kind, std::string(text_.substr(start, pos_ - start)));
   }
 
   absl::string_view text_;
   size_t pos_ = 0;
+  int value_args_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
 // Parser.
 
+// A literal's kind in Temporal's parser (sqlparser.SQLVal's types).
+enum class ValType { kStr, kInt, kFloat, kHexNum, kHex, kBit, kArg };
+
+// An expression as Temporal's parser would have it, with what the converter needs of it: its
+// node type, its text as sqlparser.String() prints it (kept for names and literals, and for
+// anything inside a unary operator, whose refusal quotes it), and its height.
+struct Expr {
+  enum class Type {
+    kColumn,
+    kValue,
+    kBool,
+    kNull,
+    kListArg,
+    kParen,
+    kTuple,
+    kFunc,
+    kBinary,
+    kUnary,
+    kNode,  // a condition, or AND, OR, NOT: `node` holds it
+  };
+  Type type = Type::kValue;
+  std::string text;
+  // The height of its subtree in Temporal's parser (a leaf is 1, a column name 3), for the
+  // parser's depth limit.
+  int height = 1;
+  // kColumn: the name Temporal resolves (its text without backquotes); kValue: the literal's
+  // text (a string's decoded value); kUnary: the operator.
+  std::string name;
+  ValType val_type = ValType::kStr;  // kValue
+  bool flag = false;                 // kBool
+  std::vector<Expr> items;           // kParen: the inner one; kTuple: the elements; kUnary: 1
+  std::unique_ptr<QueryNode> node;   // kNode (on the heap: the parser's frames stay small)
+  absl::string_view go_type;         // kNode: the parser's node type, as Go's %T prints it
+};
+
+absl::string_view GoTypeOf(const Expr& e) {
+  switch (e.type) {
+    case Expr::Type::kColumn:
+      return "*sqlparser.ColName";
+    case Expr::Type::kValue:
+      return "*sqlparser.SQLVal";
+    case Expr::Type::kBool:
+      return "sqlparser.BoolVal";
+    case Expr::Type::kNull:
+      return "*sqlparser.NullVal";
+    case Expr::Type::kListArg:
+      return "sqlparser.ListArg";
+    case Expr::Type::kParen:
+      return "*sqlparser.ParenExpr";
+    case Expr::Type::kTuple:
+      return "sqlparser.ValTuple";
+    case Expr::Type::kFunc:
+      return "*sqlparser.FuncExpr";
+    case Expr::Type::kBinary:
+      return "*sqlparser.BinaryExpr";
+    case Expr::Type::kUnary:
+      return "*sqlparser.UnaryExpr";
+    case Expr::Type::kNode:
+      return e.go_type;
+  }
+  return "";
+}
+
+// A string literal as the parser prints it: in single quotes, MySQL's escapes.
+std::string SqlStringText(absl::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    switch (c) {
+      case '\0':
+        out += "\\0";
+        break;
+      case '\'':
+        out += "\\'";
+        break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\x1a':
+        out += "\\Z";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  out.push_back('\'');
+  return out;
+}
+
+// A name as the parser prints it: in backquotes when it is not a plain identifier or is a
+// keyword.
+std::string FormatName(absl::string_view name) {
+  bool plain = !name.empty();
+  for (size_t i = 0; i < name.size() && plain; ++i) {
+    plain = IsLetter(name[i]) || (i > 0 && IsDigit(name[i]));
+  }
+  if (plain && KeywordClass(absl::AsciiStrToLower(name)) == 0) return std::string(name);
+  return absl::StrCat("`", absl::StrReplaceAll(name, {{"`", "``"}}), "`");
+}
+
+// Go's strconv.ParseInt(s, 10, 64).
+std::optional<int64_t> GoParseInt(absl::string_view s) {
+  absl::string_view digits = s;
+  if (!digits.empty() && (digits[0] == '+' || digits[0] == '-')) digits.remove_prefix(1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return std::nullopt;
+  }
+  int64_t v;
+  if (!absl::SimpleAtoi(s, &v)) return std::nullopt;
+  return v;
+}
+
+// Go's strconv.ParseFloat(s, 64) for the decimal forms (the parser's tokens hold no other that
+// it reads): nullopt for anything else and for a value beyond float64.
+std::optional<double> GoParseFloat(absl::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  size_t digits = 0;
+  while (i < s.size() && IsDigit(s[i])) ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++digits;
+  }
+  if (digits == 0) return std::nullopt;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && IsDigit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return std::nullopt;
+  }
+  if (i != s.size()) return std::nullopt;
+  const std::string text(s);
+  const double d = std::strtod(text.c_str(), nullptr);
+  if (!std::isfinite(d)) return std::nullopt;
+  return d;
+}
+
+QueryLiteral Refused(std::string message) { return QueryRefusedValue{std::move(message)}; }
+
+QueryNode RefusedNode(std::string message) {
+  QueryNode n;
+  n.kind = QueryNode::Kind::kRefused;
+  n.refusal = std::move(message);
+  return n;
+}
+
+// A literal's value as Temporal's converter reads it (sqlquery.ParseValue): a string, else an
+// int64, else a float64.
+QueryLiteral LiteralValue(const Expr& e) {
+  if (e.val_type == ValType::kStr) {
+    // Embedded NULs would be cut short by libpq's text parameters, silently changing the
+    // value; PostgreSQL rejects them in text anyway.
+    if (absl::StrContains(e.name, '\0')) {
+      return Refused(Message(kInvalidExpression, "a string value contains a NUL character"));
+    }
+    return e.name;
+  }
+  // Temporal reads x'..' and b'..' as decimal digits too (x'10' as 10): the parser marks them
+  // for the compiler to refuse in the end.
+  if (std::optional<int64_t> i = GoParseInt(e.name)) return *i;
+  if (std::optional<double> d = GoParseFloat(e.name)) return *d;
+  return Refused(Message(kInvalidExpression, "unable to parse value ", GoQuote(e.text)));
+}
+
+// A value on the right of a comparison, as Temporal's converter takes it.
+QueryLiteral ValueOf(const Expr& e) {
+  switch (e.type) {
+    case Expr::Type::kValue:
+      return LiteralValue(e);
+    case Expr::Type::kBool:
+      return e.flag;
+    case Expr::Type::kColumn:
+      return Refused(Message(kNotSupported,
+                             "column name on the right side of comparison expression (did you "
+                             "forget to quote ",
+                             GoQuote(e.text), "?)"));
+    case Expr::Type::kFunc:
+      return Refused(Message(kNotSupported, "nested func"));
+    case Expr::Type::kUnary: {
+      if (e.name != "-" && e.name != "+") {
+        return Refused(Message(kNotSupported, "unary operator ", GoQuote(e.name)));
+      }
+      // A sign before a number (one before an integer is folded in by the parser already).
+      const Expr& operand = e.items.front();
+      if (operand.type == Expr::Type::kValue && operand.val_type != ValType::kStr) {
+        QueryLiteral v = LiteralValue(operand);
+        QuerySignedNumber signed_number;
+        signed_number.negative = e.name == "-";
+        signed_number.text = e.text;
+        if (const auto* i = std::get_if<int64_t>(&v)) {
+          signed_number.number = *i;
+        } else if (const auto* d = std::get_if<double>(&v)) {
+          signed_number.number = *d;
+        } else {
+          return v;  // refused
+        }
+        return signed_number;
+      }
+      return Refused(
+          Message(kInvalidExpression, "unary operator not supported in ", GoQuote(e.text)));
+    }
+    default:
+      return Refused(Message(kInvalidExpression, "unexpected value type ", GoTypeOf(e)));
+  }
+}
+
+// What a bare expression (one that is not a condition) means where a condition is expected.
+QueryNode ToNode(Expr&& e) {
+  switch (e.type) {
+    case Expr::Type::kNode:
+      return std::move(*e.node);
+    case Expr::Type::kParen:
+      return ToNode(std::move(e.items.front()));
+    case Expr::Type::kColumn:
+      return RefusedNode(Message(kInvalidExpression, "incomplete expression"));
+    case Expr::Type::kFunc:
+      return RefusedNode(Message(kNotSupported, "function expression"));
+    default:
+      return RefusedNode(Message(kNotSupported, "expression of type ", GoTypeOf(e)));
+  }
+}
+
+// A GROUP BY or ORDER BY term.
+QueryClauseTerm ToTerm(const Expr& e) {
+  QueryClauseTerm term;
+  if (e.type == Expr::Type::kColumn) {
+    term.attribute = e.name;
+  } else {
+    term.refusal = Message(kInvalidExpression, "must be a column name but was ", GoTypeOf(e));
+  }
+  return term;
+}
+
+absl::string_view OperatorText(QueryOp op) {
+  switch (op) {
+    case QueryOp::kEqual:
+      return "=";
+    case QueryOp::kNotEqual:
+      return "!=";
+    case QueryOp::kLess:
+      return "<";
+    case QueryOp::kLessOrEqual:
+      return "<=";
+    case QueryOp::kGreater:
+      return ">";
+    case QueryOp::kGreaterOrEqual:
+      return ">=";
+    case QueryOp::kNullSafeEqual:
+      return "<=>";
+    case QueryOp::kIn:
+      return "in";
+    case QueryOp::kNotIn:
+      return "not in";
+    case QueryOp::kLike:
+      return "like";
+    case QueryOp::kNotLike:
+      return "not like";
+    case QueryOp::kRegexp:
+      return "regexp";
+    case QueryOp::kNotRegexp:
+      return "not regexp";
+    case QueryOp::kStartsWith:
+      return "starts_with";
+    case QueryOp::kNotStartsWith:
+      return "not starts_with";
+    case QueryOp::kBetween:
+      return "between";
+    case QueryOp::kNotBetween:
+      return "not between";
+    case QueryOp::kIsNull:
+      return "is null";
+    case QueryOp::kIsNotNull:
+      return "is not null";
+    case QueryOp::kIsTrue:
+      return "is true";
+    case QueryOp::kIsNotTrue:
+      return "is not true";
+    case QueryOp::kIsFalse:
+      return "is false";
+    case QueryOp::kIsNotFalse:
+      return "is not false";
+  }
+  return "";
+}
+
+// Declares `var`, a reference to expr's value, or returns its error.
+#define VQ_TRY(var, expr)                       \
+  auto var##_or = (expr);                       \
+  if (!var##_or.ok()) return var##_or.status(); \
+  auto& var = *var##_or
+
 class Parser {
  public:
-  explicit Parser(absl::string_view text) : text_(text), tokens_(Lexer(text).Tokens()) {}
+  // `trimmed` is the query without blanks around it, which Temporal's parser reads after
+  // `prefix` characters of its own.
+  Parser(absl::string_view trimmed, size_t prefix)
+      : tokens_(Lexer(trimmed).Tokens()), prefix_(prefix) {}
 
-  absl::StatusOr<ParsedQuery> Parse() {
+  absl::StatusOr<ParsedQuery> Parse(bool with_where) {
     ParsedQuery out;
-    if (Peek().kind != Tok::kEnd && Peek().kind != Tok::kOrder && Peek().kind != Tok::kGroup) {
-      absl::StatusOr<QueryNode> where = Or();
-      if (!where.ok()) return where.status();
-      out.where = std::move(*where);
+    bool limit = false, having = false;
+    if (with_where) {
+      VQ_TRY(where, Expression());
+      CheckDepth(where, 2);
+      out.where = ToNode(std::move(where));
     }
-    if (Peek().kind == Tok::kGroup) {
+    if (Is(Peek(), "group")) {
       Take();
-      if (absl::Status st = Expect(Tok::kBy); !st.ok()) return st;
+      if (!Is(Peek(), "by")) return SyntaxError(Peek());
+      Take();
       for (;;) {
-        absl::StatusOr<std::string> name = Name();
-        if (!name.ok()) return name.status();
-        out.group_by.push_back(std::move(*name));
+        VQ_TRY(term, Expression());
+        CheckDepth(term, 2);
+        out.group_by.push_back(ToTerm(term));
         if (Peek().kind != Tok::kComma) break;
         Take();
       }
     }
-    if (Peek().kind == Tok::kOrder) {
+    if (Is(Peek(), "having")) {
       Take();
-      if (absl::Status st = Expect(Tok::kBy); !st.ok()) return st;
+      VQ_TRY(condition, Expression());
+      CheckDepth(condition, 2);
+      having = true;
+    }
+    if (Is(Peek(), "order")) {
+      Take();
+      if (!Is(Peek(), "by")) return SyntaxError(Peek());
+      Take();
       for (;;) {
-        QueryOrderTerm term;
-        absl::StatusOr<std::string> name = Name();
-        if (!name.ok()) return name.status();
-        term.attribute = std::move(*name);
-        if (Peek().kind == Tok::kAsc) {
+        VQ_TRY(term, Expression());
+        CheckDepth(term, 3);
+        QueryClauseTerm t = ToTerm(term);
+        if (Is(Peek(), "asc")) {
           Take();
-        } else if (Peek().kind == Tok::kDesc) {
+        } else if (Is(Peek(), "desc")) {
           Take();
-          term.descending = true;
+          t.descending = true;
         }
-        out.order_by.push_back(std::move(term));
+        out.order_by.push_back(std::move(t));
         if (Peek().kind != Tok::kComma) break;
         Take();
       }
     }
-    if (Peek().kind == Tok::kLimit) return QueryError(kNotSupported, "'LIMIT' clause");
+    if (Is(Peek(), "limit")) {
+      Take();
+      VQ_TRY(count, Expression());
+      CheckDepth(count, 2);
+      if (Peek().kind == Tok::kComma || Is(Peek(), "offset")) {
+        Take();
+        VQ_TRY(offset, Expression());
+        CheckDepth(offset, 2);
+      }
+      limit = true;
+    }
+    // Locks mean nothing to a read of visibility; Temporal ignores them.
+    if (Is(Peek(), "for")) {
+      Take();
+      if (!Is(Peek(), "update")) return SyntaxError(Peek());
+      Take();
+    } else if (Is(Peek(), "lock")) {
+      Take();
+      for (absl::string_view word : {"in", "share", "mode"}) {
+        if (!Is(Peek(), word)) return SyntaxError(Peek());
+        Take();
+      }
+    }
+    if (Peek().kind == Tok::kSemicolon) Take();
     if (Peek().kind != Tok::kEnd) return SyntaxError(Peek());
+
+    if (too_deep_) return QueryError(kMalformed, "max ast depth reached");
+    if (conditions_ > kMaxQueryConditions) {
+      return QueryError(kInvalidExpression, "more than ", kMaxQueryConditions, " conditions");
+    }
+    if (too_many_values_) {
+      return QueryError(kInvalidExpression, "more than ", kMaxQueryParams, " values");
+    }
+    if (limit) return QueryError(kNotSupported, "'LIMIT' clause");
+    // Temporal ignores a HAVING clause, filter and all; refusing it is safer.
+    if (having) return QueryError(kNotSupported, "'HAVING' clause");
     return out;
   }
 
  private:
-  const Token& Peek(size_t ahead = 0) const {
-    return tokens_[std::min(next_ + ahead, tokens_.size() - 1)];
-  }
+  const Token& Peek() const { return tokens_[std::min(next_, tokens_.size() - 1)]; }
   const Token& Take() {
     const Token& t = Peek();
     if (next_ < tokens_.size() - 1) ++next_;
     return t;
   }
 
-  absl::Status SyntaxError(const Token& t) const {
-    if (t.kind == Tok::kEnd) {
-      return QueryError(kMalformed, "syntax error at position ", t.pos + 1);
-    }
-    return QueryError(kMalformed, "syntax error at position ", t.pos + 1, " near '",
-                      Near(t), "'", t.problem.empty() ? "" : ": ", t.problem);
+  static bool Is(const Token& t, absl::string_view keyword) {
+    return t.kind == Tok::kKeyword && t.value == keyword;
+  }
+  static bool IsAnd(const Token& t) { return Is(t, "and") || t.kind == Tok::kAndOp; }
+  static bool IsOr(const Token& t) { return Is(t, "or") || t.kind == Tok::kOrOp; }
+  // What may be a name (sql_id) anywhere, and what may be one after a '.'.
+  static bool IsName(const Token& t) {
+    return t.kind == Tok::kId || (t.kind == Tok::kKeyword && t.keyword_class == 'N');
+  }
+  static bool IsQualifiedName(const Token& t) {
+    return IsName(t) || (t.kind == Tok::kKeyword && t.keyword_class == 'R');
   }
 
-  // The token as written, shortened.
-  std::string Near(const Token& t) const {
-    return ForMessage(Prefix(text_.substr(t.pos, t.len), 40));
+  // Where Temporal's parser reports an error at token t: just past it, counted in its text.
+  std::string At(const Token& t) const {
+    return absl::StrCat("at position ", prefix_ + t.end + 1,
+                        t.has_value ? absl::StrCat(" near '", ValidUtf8(t.value), "'") : "");
+  }
+  ABSL_ATTRIBUTE_NOINLINE absl::Status SyntaxError(const Token& t) const {
+    return QueryError(kMalformed, "syntax error ", At(t));
   }
 
-  absl::Status Expect(Tok kind) {
-    if (Peek().kind != kind) return SyntaxError(Peek());
-    Take();
+  // Parentheses, NOTs and unary operators nest at most kMaxQueryNesting - 1 deep.
+  absl::Status Enter(const Token& t) {
+    if (++depth_ >= kMaxQueryNesting) return NestingError(t);
     return absl::OkStatus();
   }
+  ABSL_ATTRIBUTE_NOINLINE absl::Status NestingError(const Token& t) const {
+    return QueryError(kMalformed, "max nesting level reached ", At(t));
+  }
+  void Leave() { --depth_; }
 
-  absl::StatusOr<std::string> Name() {
-    if (Peek().kind != Tok::kIdent) return SyntaxError(Peek());
-    return Take().value;
+  // Temporal's parser refuses a tree of 1000 levels or more; `depth` is where e sits in it.
+  void CheckDepth(const Expr& e, int depth) {
+    if (depth + e.height - 1 >= 1000) too_deep_ = true;
   }
 
-  absl::Status Enter(const Token& at) {
-    if (++depth_ >= kMaxQueryNesting) {
-      return QueryError(kMalformed, "max nesting level reached at position ", at.pos + 1);
-    }
-    return absl::OkStatus();
+  bool KeepText() const { return text_wanted_ > 0; }
+
+  static int Height(std::initializer_list<int> children) {
+    return 1 + std::min(std::max(children), 1000000);
   }
 
-  // Left-to-right chains become one node with every operand, not a deep tree, so that a long
-  // chain costs no stack.
-  absl::StatusOr<QueryNode> Or() { return Chain(Tok::kOr, QueryNode::Kind::kOr); }
-  absl::StatusOr<QueryNode> And() { return Chain(Tok::kAnd, QueryNode::Kind::kAnd); }
+  ABSL_ATTRIBUTE_NOINLINE Expr Node(QueryNode node, absl::string_view go_type, int height,
+                                    std::string text) {
+    Expr e;
+    e.type = Expr::Type::kNode;
+    e.node = std::make_unique<QueryNode>(std::move(node));
+    e.go_type = go_type;
+    e.height = height;
+    e.text = std::move(text);
+    return e;
+  }
 
-  absl::StatusOr<QueryNode> Chain(Tok op, QueryNode::Kind kind) {
-    absl::StatusOr<QueryNode> first = op == Tok::kOr ? And() : Not();
-    if (!first.ok() || Peek().kind != op) return first;
-    QueryNode node;
-    node.kind = kind;
-    node.children.push_back(std::move(*first));
-    while (Peek().kind == op) {
+  // The functions that recurse as expressions nest (Chain, Not, Predicate, Rest, Operation,
+  // Binary, Unary, Primary, Parenthesised, Call) keep their frames small, as 199 levels of each
+  // may be on the stack: what they do besides recursing is in helpers not inlined into them.
+
+  // expression: OR of ANDs of NOTs of predicates. Chains become one node with every operand.
+  absl::StatusOr<Expr> Expression() { return Chain(/*is_or=*/true); }
+
+  absl::StatusOr<Expr> Chain(bool is_or) {
+    absl::StatusOr<Expr> chain = is_or ? Chain(false) : Not();
+    if (!chain.ok() || !(is_or ? IsOr(Peek()) : IsAnd(Peek()))) return chain;
+    StartChain(*chain, is_or);
+    while (is_or ? IsOr(Peek()) : IsAnd(Peek())) {
       Take();
-      absl::StatusOr<QueryNode> next = op == Tok::kOr ? And() : Not();
-      if (!next.ok()) return next.status();
-      node.children.push_back(std::move(*next));
+      absl::StatusOr<Expr> next = is_or ? Chain(false) : Not();
+      if (!next.ok()) return next;
+      AddToChain(*chain, std::move(*next), is_or);
     }
-    return node;
+    return chain;
   }
 
-  absl::StatusOr<QueryNode> Not() {
-    if (Peek().kind != Tok::kNot) return Primary();
-    const Token& not_token = Take();
-    if (absl::Status st = Enter(not_token); !st.ok()) return st;
-    absl::StatusOr<QueryNode> operand = Not();
-    --depth_;
-    if (!operand.ok()) return operand.status();
+  ABSL_ATTRIBUTE_NOINLINE void StartChain(Expr& e, bool is_or) {
+    QueryNode node;
+    node.kind = is_or ? QueryNode::Kind::kOr : QueryNode::Kind::kAnd;
+    const int height = e.height;
+    std::string text = std::move(e.text);
+    node.children.push_back(ToNode(std::move(e)));
+    e = Node(std::move(node), is_or ? "*sqlparser.OrExpr" : "*sqlparser.AndExpr", height,
+             std::move(text));
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE void AddToChain(Expr& chain, Expr&& next, bool is_or) {
+    chain.height = Height({chain.height, next.height});
+    if (KeepText()) absl::StrAppend(&chain.text, is_or ? " or " : " and ", next.text);
+    chain.node->children.push_back(ToNode(std::move(next)));
+  }
+
+  absl::StatusOr<Expr> Not() {
+    if (!Is(Peek(), "not")) return Predicate();
+    if (absl::Status st = Enter(Take()); !st.ok()) return st;
+    absl::StatusOr<Expr> operand = Not();
+    if (!operand.ok()) return operand;
+    Leave();
+    MakeNot(*operand);
+    return operand;
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE void MakeNot(Expr& e) {
     QueryNode node;
     node.kind = QueryNode::Kind::kNot;
-    node.children.push_back(std::move(*operand));
-    return node;
+    const int height = Height({e.height});
+    std::string text = KeepText() ? absl::StrCat("not ", e.text) : "";
+    node.children.push_back(ToNode(std::move(e)));
+    e = Node(std::move(node), "*sqlparser.NotExpr", height, std::move(text));
   }
 
-  absl::StatusOr<QueryNode> Primary() {
-    if (Peek().kind == Tok::kLParen) {
-      const Token& open = Take();
-      if (absl::Status st = Enter(open); !st.ok()) return st;
-      absl::StatusOr<QueryNode> inner = Or();
-      --depth_;
-      if (!inner.ok()) return inner.status();
-      if (absl::Status st = Expect(Tok::kRParen); !st.ok()) return st;
-      return inner;
-    }
-    return Condition();
+  // A value expression, and the comparison, IN, LIKE, BETWEEN ... it is the left side of, and
+  // any IS suffixes after.
+  absl::StatusOr<Expr> Predicate() {
+    absl::StatusOr<Expr> left = Value();
+    if (!left.ok()) return left;
+    return Rest(std::move(*left));
   }
 
-  static bool IsLiteralStart(Tok kind) {
-    return kind == Tok::kString || kind == Tok::kInteger || kind == Tok::kDecimal ||
-           kind == Tok::kHexNumber || kind == Tok::kTrue || kind == Tok::kFalse ||
-           kind == Tok::kNull || kind == Tok::kPlus || kind == Tok::kMinus;
-  }
-
-  // What may follow a complete condition.
-  static bool EndsCondition(Tok kind) {
-    return kind == Tok::kEnd || kind == Tok::kAnd || kind == Tok::kOr || kind == Tok::kRParen ||
-           kind == Tok::kGroup || kind == Tok::kOrder || kind == Tok::kLimit;
-  }
-
-  absl::StatusOr<QueryNode> Condition() {
-    const Token& first = Peek();
-    if (first.kind != Tok::kIdent) {
-      if (IsLiteralStart(first.kind)) {
-        return QueryError(kInvalidExpression, "must be a column name but was a value (near '",
-                          Near(first), "' at position ", first.pos + 1, ")");
-      }
-      return SyntaxError(first);
-    }
-    if (++conditions_ > kMaxQueryConditions) {
-      return QueryError(kInvalidExpression, "more than ", kMaxQueryConditions, " conditions");
-    }
-    QueryNode node;
-    node.kind = QueryNode::Kind::kCondition;
-    node.attribute = Take().value;
-
-    const Token& op = Take();
-    switch (op.kind) {
+  static bool ComparisonOperator(const Token& t, QueryOp* op) {
+    switch (t.kind) {
       case Tok::kEq:
+        *op = QueryOp::kEqual;
+        return true;
       case Tok::kNe:
+        *op = QueryOp::kNotEqual;
+        return true;
       case Tok::kLt:
+        *op = QueryOp::kLess;
+        return true;
       case Tok::kLe:
+        *op = QueryOp::kLessOrEqual;
+        return true;
       case Tok::kGt:
+        *op = QueryOp::kGreater;
+        return true;
       case Tok::kGe:
-      case Tok::kNullSafeEq: {
-        static const auto* ops = new absl::flat_hash_map<Tok, QueryOp>{
-            {Tok::kEq, QueryOp::kEqual},        {Tok::kNe, QueryOp::kNotEqual},
-            {Tok::kLt, QueryOp::kLess},         {Tok::kLe, QueryOp::kLessOrEqual},
-            {Tok::kGt, QueryOp::kGreater},      {Tok::kGe, QueryOp::kGreaterOrEqual},
-            {Tok::kNullSafeEq, QueryOp::kNullSafeEqual}};
-        node.op = ops->at(op.kind);
-        return WithValues(std::move(node), 1);
+        *op = QueryOp::kGreaterOrEqual;
+        return true;
+      case Tok::kNullSafeEq:
+        *op = QueryOp::kNullSafeEqual;
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  static bool IsOperation(const Token& t) {
+    return Is(t, "in") || Is(t, "like") || Is(t, "regexp") || Is(t, "starts_with") ||
+           Is(t, "between");
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<Expr> Rest(Expr left) {
+    QueryOp op;
+    if (ComparisonOperator(Peek(), &op)) {
+      Take();
+      absl::StatusOr<Expr> right = Value();
+      if (!right.ok()) return right;
+      MakeComparison(left, op, std::move(*right), nullptr);
+    } else if (IsOperation(Peek()) || Is(Peek(), "not")) {
+      const bool negated = Is(Peek(), "not");
+      if (negated) {
+        Take();
+        if (!IsOperation(Peek())) return SyntaxError(Peek());
       }
-      case Tok::kIn:
-        node.op = QueryOp::kIn;
-        return WithList(std::move(node));
-      case Tok::kBetween:
-        node.op = QueryOp::kBetween;
-        return WithRange(std::move(node));
-      case Tok::kStartsWith:
-        node.op = QueryOp::kStartsWith;
-        return WithValues(std::move(node), 1);
-      case Tok::kLike:
-        node.op = QueryOp::kLike;
-        return WithValues(std::move(node), 1);
-      case Tok::kNot: {
-        const Token& negated = Take();
-        switch (negated.kind) {
-          case Tok::kIn:
-            node.op = QueryOp::kNotIn;
-            return WithList(std::move(node));
-          case Tok::kBetween:
-            node.op = QueryOp::kNotBetween;
-            return WithRange(std::move(node));
-          case Tok::kStartsWith:
-            node.op = QueryOp::kNotStartsWith;
-            return WithValues(std::move(node), 1);
-          case Tok::kLike:
-            node.op = QueryOp::kNotLike;
-            return WithValues(std::move(node), 1);
-          default:
-            return SyntaxError(negated);
-        }
+      absl::StatusOr<Expr> cond = Operation(std::move(left), negated);
+      if (!cond.ok()) return cond;
+      left = std::move(*cond);
+    }
+    if (absl::Status st = IsSuffixes(left); !st.ok()) return st;
+    return left;
+  }
+
+  // expression IS [NOT] {NULL | TRUE | FALSE}, any number of times.
+  ABSL_ATTRIBUTE_NOINLINE absl::Status IsSuffixes(Expr& e) {
+    while (Is(Peek(), "is")) {
+      Take();
+      QueryOp op;
+      bool negated = false;
+      if (Is(Peek(), "not")) {
+        Take();
+        negated = true;
       }
-      case Tok::kIs: {
-        bool negated = false;
-        if (Peek().kind == Tok::kNot) {
-          Take();
-          negated = true;
-        }
-        const Token& what = Take();
-        if (what.kind == Tok::kNull) {
-          node.op = negated ? QueryOp::kIsNotNull : QueryOp::kIsNull;
-          return node;
-        }
-        if (what.kind == Tok::kTrue || what.kind == Tok::kFalse) {
-          return QueryError(kInvalidExpression,
-                            "'IS' operator can only be used as 'IS NULL' or 'IS NOT NULL'");
-        }
+      const Token& what = Peek();
+      if (Is(what, "null")) {
+        op = negated ? QueryOp::kIsNotNull : QueryOp::kIsNull;
+      } else if (Is(what, "true")) {
+        op = negated ? QueryOp::kIsNotTrue : QueryOp::kIsTrue;
+      } else if (Is(what, "false")) {
+        op = negated ? QueryOp::kIsNotFalse : QueryOp::kIsFalse;
+      } else {
         return SyntaxError(what);
       }
-      default:
-        if (EndsCondition(op.kind)) {
-          return QueryError(kInvalidExpression, "incomplete expression");
-        }
-        return SyntaxError(op);
+      Take();
+      e = IsCondition(std::move(e), op);
     }
+    return absl::OkStatus();
   }
 
-  absl::StatusOr<QueryNode> WithValues(QueryNode node, int n) {
-    for (int i = 0; i < n; ++i) {
-      absl::StatusOr<QueryLiteral> v = Literal();
-      if (!v.ok()) return v.status();
-      node.values.push_back(std::move(*v));
+  // IN, LIKE, REGEXP, STARTS_WITH or BETWEEN (after NOT when negated), and its operands.
+  ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<Expr> Operation(Expr left, bool negated) {
+    const Token& t = Take();
+    if (Is(t, "in")) {
+      absl::StatusOr<Expr> right = Tuple();
+      if (!right.ok()) return right;
+      MakeComparison(left, negated ? QueryOp::kNotIn : QueryOp::kIn, std::move(*right), nullptr);
+      return left;
     }
-    return node;
+    if (Is(t, "between")) {
+      absl::StatusOr<Expr> from = Value();
+      if (!from.ok()) return from;
+      if (!IsAnd(Peek())) return SyntaxError(Peek());
+      Take();
+      absl::StatusOr<Expr> to = Value();
+      if (!to.ok()) return to;
+      MakeRange(left, negated ? QueryOp::kNotBetween : QueryOp::kBetween, std::move(*from),
+                std::move(*to));
+      return left;
+    }
+    QueryOp op;
+    if (Is(t, "like")) {
+      op = negated ? QueryOp::kNotLike : QueryOp::kLike;
+    } else if (Is(t, "regexp")) {
+      op = negated ? QueryOp::kNotRegexp : QueryOp::kRegexp;
+    } else {
+      op = negated ? QueryOp::kNotStartsWith : QueryOp::kStartsWith;
+    }
+    absl::StatusOr<Expr> right = Value();
+    if (!right.ok()) return right;
+    if ((op == QueryOp::kLike || op == QueryOp::kNotLike) && Is(Peek(), "escape")) {
+      Take();
+      absl::StatusOr<Expr> escape = Value();
+      if (!escape.ok()) return escape;
+      MakeComparison(left, op, std::move(*right), &*escape);
+      return left;
+    }
+    MakeComparison(left, op, std::move(*right), nullptr);
+    return left;
   }
 
-  absl::StatusOr<QueryNode> WithRange(QueryNode node) {
-    absl::StatusOr<QueryLiteral> from = Literal();
-    if (!from.ok()) return from.status();
-    if (absl::Status st = Expect(Tok::kAnd); !st.ok()) return st;
-    absl::StatusOr<QueryLiteral> to = Literal();
-    if (!to.ok()) return to.status();
-    node.values.push_back(std::move(*from));
-    node.values.push_back(std::move(*to));
-    return node;
+  // These replace `left` by the condition it is the left side of.
+  ABSL_ATTRIBUTE_NOINLINE void MakeComparison(Expr& left, QueryOp op, Expr&& right,
+                                              const Expr* escape) {
+    left = Comparison(std::move(left), op, std::move(right), escape);
+  }
+  ABSL_ATTRIBUTE_NOINLINE void MakeRange(Expr& left, QueryOp op, Expr&& from, Expr&& to) {
+    left = Range(std::move(left), op, std::move(from), std::move(to));
   }
 
-  absl::StatusOr<QueryNode> WithList(QueryNode node) {
-    if (absl::Status st = Expect(Tok::kLParen); !st.ok()) return st;
-    for (;;) {
-      absl::StatusOr<QueryLiteral> v = Literal();
-      if (!v.ok()) return v.status();
-      node.values.push_back(std::move(*v));
-      if (node.values.size() > static_cast<size_t>(kMaxQueryParams)) {
-        return QueryError(kInvalidExpression, "more than ", kMaxQueryParams, " values");
+  // The values of an operand: a tuple's elements, for IN; a tuple where one value belongs (or
+  // in IN's tuple) is a row value, whose elements Temporal checks all the same.
+  static void AddValues(QueryNode& node, const Expr& operand, bool in) {
+    if (operand.type != Expr::Type::kTuple) {
+      node.values.push_back(ValueOf(operand));  // for IN, a ::list
+      // A hex or bit literal, possibly signed.
+      const Expr& literal = operand.type == Expr::Type::kUnary ? operand.items.front() : operand;
+      if (literal.type == Expr::Type::kValue &&
+          (literal.val_type == ValType::kHex || literal.val_type == ValType::kBit) &&
+          node.deferred_refusal.empty()) {
+        node.deferred_refusal =
+            Message(kInvalidExpression, "unable to parse value ", GoQuote(literal.text));
       }
+      return;
+    }
+    if (!in) {
+      node.row_value = true;
+      if (node.deferred_refusal.empty()) {
+        node.deferred_refusal =
+            Message(kInvalidExpression, "unexpected value type ", GoTypeOf(operand));
+      }
+    }
+    for (const Expr& item : operand.items) AddValues(node, item, /*in=*/false);
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE Expr Comparison(Expr left, QueryOp op, Expr right, const Expr* escape) {
+    ++conditions_;
+    const int height = Height({left.height, right.height, escape ? escape->height : 0});
+    std::string text;
+    if (KeepText()) {
+      text = absl::StrCat(left.text, " ", OperatorText(op), " ", right.text,
+                          escape ? absl::StrCat(" escape ", escape->text) : "");
+    }
+    QueryNode node;
+    if (left.type != Expr::Type::kColumn) {
+      node = RefusedNode(
+          Message(kInvalidExpression, "must be a column name but was ", GoTypeOf(left)));
+    } else {
+      node.attribute = std::move(left.name);
+      node.op = op;
+      const bool in = op == QueryOp::kIn || op == QueryOp::kNotIn;
+      if (in && right.items.size() > static_cast<size_t>(kMaxQueryParams)) {
+        too_many_values_ = true;
+      }
+      AddValues(node, right, in);
+    }
+    return Node(std::move(node), "*sqlparser.ComparisonExpr", height, std::move(text));
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE Expr Range(Expr left, QueryOp op, Expr from, Expr to) {
+    ++conditions_;
+    const int height = Height({left.height, from.height, to.height});
+    std::string text;
+    if (KeepText()) {
+      text = absl::StrCat(left.text, " ", OperatorText(op), " ", from.text, " and ", to.text);
+    }
+    QueryNode node;
+    if (left.type != Expr::Type::kColumn) {
+      node = RefusedNode(
+          Message(kInvalidExpression, "must be a column name but was ", GoTypeOf(left)));
+    } else {
+      node.attribute = std::move(left.name);
+      node.op = op;
+      AddValues(node, from, /*in=*/false);
+      AddValues(node, to, /*in=*/false);
+    }
+    return Node(std::move(node), "*sqlparser.RangeCond", height, std::move(text));
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE Expr IsCondition(Expr operand, QueryOp op) {
+    ++conditions_;
+    const int height = Height({operand.height});
+    std::string text = KeepText() ? absl::StrCat(operand.text, " ", OperatorText(op)) : "";
+    QueryNode node;
+    if (operand.type != Expr::Type::kColumn) {
+      node = RefusedNode(
+          Message(kInvalidExpression, "must be a column name but was ", GoTypeOf(operand)));
+    } else {
+      node.attribute = std::move(operand.name);
+      node.op = op;
+    }
+    return Node(std::move(node), "*sqlparser.IsExpr", height, std::move(text));
+  }
+
+  // IN's right side: a parenthesised list (a tuple even of one) or a ::list bind variable.
+  ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<Expr> Tuple() {
+    if (Peek().kind == Tok::kListArg) {
+      Expr e;
+      e.type = Expr::Type::kListArg;
+      e.text = Take().value;
+      return e;
+    }
+    if (Peek().kind != Tok::kLParen) return SyntaxError(Peek());
+    absl::StatusOr<Expr> e = Parenthesised();
+    if (e.ok()) e->type = Expr::Type::kTuple;
+    return e;
+  }
+
+  // ( expression, ... ): a tuple, or the one expression in parentheses.
+  absl::StatusOr<Expr> Parenthesised() {
+    if (absl::Status st = Enter(Take()); !st.ok()) return st;
+    Expr e;
+    for (;;) {
+      absl::StatusOr<Expr> item = Expression();
+      if (!item.ok()) return item;
+      e.items.push_back(std::move(*item));
       if (Peek().kind != Tok::kComma) break;
       Take();
     }
-    if (absl::Status st = Expect(Tok::kRParen); !st.ok()) return st;
-    return node;
+    if (Peek().kind != Tok::kRParen) return SyntaxError(Peek());
+    Take();
+    Leave();
+    FinishParenthesised(e);
+    return e;
   }
 
-  absl::StatusOr<QueryLiteral> Literal() {
-    const Token& t = Peek();
-    switch (t.kind) {
-      case Tok::kString: {
-        Take();
-        // Embedded NULs would be cut short by libpq's text parameters, silently changing
-        // the value; PostgreSQL rejects them in text anyway.
-        if (absl::StrContains(t.value, '\0')) {
-          return QueryError(kInvalidExpression, "a string value contains a NUL character");
-        }
-        return QueryLiteral(t.value);
-      }
-      case Tok::kTrue:
-        Take();
-        return QueryLiteral(true);
-      case Tok::kFalse:
-        Take();
-        return QueryLiteral(false);
-      case Tok::kNull:
-        return QueryError(kInvalidExpression,
-                          "NULL is not a value to compare with: use IS NULL or IS NOT NULL");
-      case Tok::kIdent:
-        return QueryError(kNotSupported,
-                          "column name on the right side of comparison expression (did you "
-                          "forget to quote \"",
-                          ForMessage(t.value, /*go_quoted=*/true), "\"?)");
-      case Tok::kPlus:
-      case Tok::kMinus:
-      case Tok::kInteger:
-      case Tok::kDecimal:
-      case Tok::kHexNumber:
-        return Number();
-      default:
-        return SyntaxError(t);
+  ABSL_ATTRIBUTE_NOINLINE void FinishParenthesised(Expr& e) const {
+    e.type = e.items.size() == 1 ? Expr::Type::kParen : Expr::Type::kTuple;
+    int height = 0;
+    std::vector<absl::string_view> texts;
+    for (const Expr& item : e.items) {
+      height = std::max(height, item.height);
+      texts.push_back(item.text);
     }
+    e.height = Height({height});
+    if (KeepText()) e.text = absl::StrCat("(", absl::StrJoin(texts, ", "), ")");
   }
 
-  // A number with any signs before it ("- -5" is 5). An integer beyond int64 reads as a
-  // decimal, as Temporal's value parser falls back to a float.
-  absl::StatusOr<QueryLiteral> Number() {
-    bool negative = false;
-    while (Peek().kind == Tok::kPlus || Peek().kind == Tok::kMinus) {
-      if (Take().kind == Tok::kMinus) negative = !negative;
-    }
-    const Token& t = Take();
-    const std::string text = absl::StrCat(negative ? "-" : "", t.value);
-    auto unparsable = [&] {
-      return QueryError(kInvalidExpression, "unable to parse value \"", ForMessage(text, true),
-                        "\"");
+  // value_expression: | below & below << >> below + - below * / DIV % MOD below ^ below the
+  // unary operators, each left-associative.
+  absl::StatusOr<Expr> Value() { return Binary(0); }
+
+  // The binary operator at t and its precedence level (0 for |, 5 for ^); "" for none.
+  static absl::string_view BinaryOperator(const Token& t, int* level) {
+    struct Op {
+      Tok kind;
+      absl::string_view keyword, text;
+      int level;
     };
-    if (t.kind == Tok::kHexNumber) return unparsable();
-    if (t.kind != Tok::kInteger && t.kind != Tok::kDecimal) return SyntaxError(t);
-    if (t.kind == Tok::kInteger) {
-      uint64_t magnitude = 0;
-      bool overflow = false;
-      for (char c : t.value) {
-        const uint64_t digit = static_cast<uint64_t>(c - '0');
-        if (magnitude > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
-          overflow = true;
-          break;
-        }
-        magnitude = magnitude * 10 + digit;
-      }
-      constexpr uint64_t kMaxPositive = std::numeric_limits<int64_t>::max();
-      if (!overflow && !negative && magnitude <= kMaxPositive) {
-        return QueryLiteral(static_cast<int64_t>(magnitude));
-      }
-      if (!overflow && negative && magnitude <= kMaxPositive + 1) {
-        return QueryLiteral(static_cast<int64_t>(0 - magnitude));
+    static constexpr Op kOps[] = {
+        {Tok::kPipe, "", "|", 0},        {Tok::kAmp, "", "&", 1},
+        {Tok::kShiftLeft, "", "<<", 2},  {Tok::kShiftRight, "", ">>", 2},
+        {Tok::kPlus, "", "+", 3},        {Tok::kMinus, "", "-", 3},
+        {Tok::kStar, "", "*", 4},        {Tok::kSlash, "", "/", 4},
+        {Tok::kPercent, "", "%", 4},     {Tok::kKeyword, "mod", "%", 4},
+        {Tok::kKeyword, "div", "div", 4}, {Tok::kCaret, "", "^", 5},
+    };
+    for (const Op& op : kOps) {
+      if (t.kind == op.kind && (op.keyword.empty() || t.value == op.keyword)) {
+        *level = op.level;
+        return op.text;
       }
     }
-    char* end = nullptr;
-    const double d = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size() || !std::isfinite(d)) return unparsable();
-    return QueryLiteral(d);
+    return "";
   }
 
-  absl::string_view text_;
+  ABSL_ATTRIBUTE_NOINLINE Expr BinaryExpr(Expr left, absl::string_view op, Expr right) {
+    Expr e;
+    e.type = Expr::Type::kBinary;
+    e.height = Height({left.height, right.height});
+    if (KeepText()) e.text = absl::StrCat(left.text, " ", op, " ", right.text);
+    return e;
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE void MakeBinary(Expr& left, absl::string_view op, Expr&& right) {
+    left = BinaryExpr(std::move(left), op, std::move(right));
+  }
+
+  // Precedence climbing: the operators of level `min` and above.
+  absl::StatusOr<Expr> Binary(int min) {
+    absl::StatusOr<Expr> left = Unary();
+    if (!left.ok()) return left;
+    for (;;) {
+      int level = 0;
+      const absl::string_view op = BinaryOperator(Peek(), &level);
+      if (op.empty() || level < min) return left;
+      Take();
+      absl::StatusOr<Expr> right = Binary(level + 1);
+      if (!right.ok()) return right;
+      MakeBinary(*left, op, std::move(*right));
+    }
+  }
+
+  absl::StatusOr<Expr> Unary() {
+    const Token& t = Peek();
+    absl::string_view op;
+    if (t.kind == Tok::kPlus) {
+      op = "+";
+    } else if (t.kind == Tok::kMinus) {
+      op = "-";
+    } else if (t.kind == Tok::kTilde) {
+      op = "~";
+    } else if (t.kind == Tok::kBang) {
+      op = "!";
+    } else if (Is(t, "binary")) {
+      op = "binary ";
+    } else {
+      return Primary();
+    }
+    if (absl::Status st = Enter(Take()); !st.ok()) return st;
+    ++text_wanted_;
+    absl::StatusOr<Expr> operand = Unary();
+    if (!operand.ok()) return operand;
+    --text_wanted_;
+    Leave();
+    ApplyUnary(op, *operand);
+    return operand;
+  }
+
+  // The parser folds a sign into an integer (- -5 is 5); anything else is a unary expression.
+  ABSL_ATTRIBUTE_NOINLINE static void ApplyUnary(absl::string_view op, Expr& e) {
+    if ((op == "-" || op == "+") && e.type == Expr::Type::kValue &&
+        e.val_type == ValType::kInt) {
+      if (op == "-") {
+        e.name = absl::StartsWith(e.name, "-") ? e.name.substr(1) : absl::StrCat("-", e.name);
+        e.text = e.name;
+      }
+      return;
+    }
+    Expr operand = std::move(e);
+    e = Expr();
+    e.type = Expr::Type::kUnary;
+    e.name = std::string(op);
+    e.height = Height({operand.height});
+    e.text = absl::StrCat(op, operand.type == Expr::Type::kUnary ? " " : "", operand.text);
+    e.items.push_back(std::move(operand));
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE static Expr Literal(ValType type, std::string value) {
+    Expr e;
+    e.type = Expr::Type::kValue;
+    e.val_type = type;
+    switch (type) {
+      case ValType::kStr:
+        e.text = SqlStringText(value);
+        break;
+      case ValType::kHex:
+        e.text = absl::StrCat("X'", value, "'");
+        break;
+      case ValType::kBit:
+        e.text = absl::StrCat("B'", value, "'");
+        break;
+      default:
+        e.text = value;
+    }
+    e.name = std::move(value);
+    return e;
+  }
+
+  static std::optional<ValType> LiteralType(Tok kind) {
+    switch (kind) {
+      case Tok::kString:
+        return ValType::kStr;
+      case Tok::kIntegral:
+        return ValType::kInt;
+      case Tok::kFloat:
+        return ValType::kFloat;
+      case Tok::kHexNum:
+        return ValType::kHexNum;
+      case Tok::kHex:
+        return ValType::kHex;
+      case Tok::kBit:
+        return ValType::kBit;
+      case Tok::kValueArg:
+        return ValType::kArg;
+      default:
+        return std::nullopt;
+    }
+  }
+
+  // NULL, TRUE or FALSE.
+  ABSL_ATTRIBUTE_NOINLINE static Expr Constant(absl::string_view word) {
+    Expr e;
+    e.type = word == "null" ? Expr::Type::kNull : Expr::Type::kBool;
+    e.flag = word == "true";
+    e.text = std::string(word);
+    return e;
+  }
+
+  absl::StatusOr<Expr> Primary() {
+    const Token& t = Peek();
+    if (std::optional<ValType> type = LiteralType(t.kind)) return Literal(*type, Take().value);
+    if (Is(t, "null") || Is(t, "true") || Is(t, "false")) return Constant(Take().value);
+    if (t.kind == Tok::kLParen) return Parenthesised();
+    if (IsName(t)) return Name();
+    return SyntaxError(t);
+  }
+
+  // A column name (name, table.name or db.table.name) or a function call (name(...),
+  // table.name(...)).
+  ABSL_ATTRIBUTE_NOINLINE absl::StatusOr<Expr> Name() {
+    std::vector<std::string> parts = {Take().value};
+    if (Peek().kind == Tok::kLParen) return Call(parts);
+    if (Peek().kind == Tok::kDot) {
+      Take();
+      if (!IsQualifiedName(Peek())) return SyntaxError(Peek());
+      parts.push_back(Take().value);
+      if (Peek().kind == Tok::kLParen) return Call(parts);
+      if (Peek().kind == Tok::kDot) {
+        Take();
+        if (!IsQualifiedName(Peek())) return SyntaxError(Peek());
+        parts.push_back(Take().value);
+      }
+    }
+    Expr column;
+    column.type = Expr::Type::kColumn;
+    std::vector<std::string> formatted;
+    for (const std::string& p : parts) formatted.push_back(FormatName(p));
+    column.text = absl::StrJoin(formatted, ".");
+    column.name = absl::StrReplaceAll(column.text, {{"`", ""}});
+    column.height = 3;  // the name and its (empty) qualifier below it
+    if (Peek().kind == Tok::kJsonExtract || Peek().kind == Tok::kJsonUnquoteExtract) {
+      const absl::string_view op = Take().kind == Tok::kJsonExtract ? "->" : "->>";
+      const Token& v = Peek();
+      std::optional<ValType> type = LiteralType(v.kind);
+      if (!type.has_value() && !Is(v, "null")) return SyntaxError(v);
+      Expr value = type.has_value() ? Literal(*type, Take().value) : Expr();
+      if (!type.has_value()) {
+        Take();
+        value.type = Expr::Type::kNull;
+        value.text = "null";
+      }
+      return BinaryExpr(std::move(column), op, std::move(value));
+    }
+    return column;
+  }
+
+  // How many tokens from here make a `*`, `table.*` or `db.table.*` argument (0: none).
+  int StarAhead() const {
+    auto at = [&](size_t k) -> const Token& {
+      return tokens_[std::min(next_ + k, tokens_.size() - 1)];
+    };
+    if (at(0).kind == Tok::kStar) return 1;
+    if (!IsName(at(0)) || at(1).kind != Tok::kDot) return 0;
+    if (at(2).kind == Tok::kStar) return 3;
+    if (IsQualifiedName(at(2)) && at(3).kind == Tok::kDot && at(4).kind == Tok::kStar) return 5;
+    return 0;
+  }
+
+  // After the function's name: ( [DISTINCT] {* | expression [[AS] alias]}, ... ).
+  absl::StatusOr<Expr> Call(const std::vector<std::string>& parts) {
+    if (absl::Status st = Enter(Take()); !st.ok()) return st;
+    int args_height = 1;
+    bool distinct = false;
+    std::vector<std::string> texts;
+    if (Peek().kind != Tok::kRParen) {
+      if (Is(Peek(), "distinct")) {
+        Take();
+        distinct = true;
+      }
+      for (;;) {
+        if (const int star = StarAhead(); star > 0) {
+          std::string text;
+          for (int i = 0; i < star; ++i) {
+            const Token& t = Take();
+            absl::StrAppend(&text, t.kind == Tok::kDot    ? "."
+                                   : t.kind == Tok::kStar ? "*"
+                                                          : FormatName(t.value));
+          }
+          args_height = std::max(args_height, 4);
+          texts.push_back(std::move(text));
+        } else {
+          VQ_TRY(arg, Expression());
+          args_height = std::max(args_height, Height({arg.height, 1}) + 1);
+          // An alias: [AS] name or 'string'.
+          const bool as = Is(Peek(), "as");
+          if (as) Take();
+          if (IsName(Peek()) || Peek().kind == Tok::kString) {
+            const Token& alias = Take();
+            absl::StrAppend(&arg.text, " as ", FormatName(alias.value));
+          } else if (as) {
+            return SyntaxError(Peek());
+          }
+          texts.push_back(std::move(arg.text));
+        }
+        if (Peek().kind != Tok::kComma) break;
+        Take();
+      }
+    }
+    if (Peek().kind != Tok::kRParen) return SyntaxError(Peek());
+    Take();
+    Leave();
+    Expr e;
+    e.type = Expr::Type::kFunc;
+    e.height = Height({args_height});
+    if (KeepText()) {
+      e.text = absl::StrCat(parts.size() > 1 ? absl::StrCat(FormatName(parts[0]), ".") : "",
+                            parts.back(), "(", distinct ? "distinct " : "",
+                            absl::StrJoin(texts, ", "), ")");
+    }
+    return e;
+  }
+
   std::vector<Token> tokens_;
   size_t next_ = 0;
+  size_t prefix_;
   int depth_ = 0;
+  int text_wanted_ = 0;
   int conditions_ = 0;
+  bool too_deep_ = false;
+  bool too_many_values_ = false;
 };
+
+#undef VQ_TRY
 
 // ---------------------------------------------------------------------------------------------
 // Search attributes.
@@ -833,8 +1830,8 @@ int DaysInMonth(int64_t year, int month) {
 }
 
 // RFC 3339 as Go's time.Parse(time.RFC3339Nano) reads it:
-// YYYY-MM-DDTHH:MM:SS[.fraction]{Z|+hh:mm|-hh:mm}, fractions of any length (digits beyond
-// nanoseconds ignored), '.' or ',' before them. Returns microseconds since the epoch, rounded
+// YYYY-MM-DDTHH:MM:SS[.fraction]{Z|+hh:mm|-hh:mm}, the hour of one digit or two, fractions of
+// any length (digits beyond nanoseconds ignored), '.' or ',' before them, offsets up to 24:60. Returns microseconds since the epoch, rounded
 // down, as Temporal keeps times in SQL to the microsecond.
 std::optional<int64_t> ParseRfc3339Micros(absl::string_view s) {
   size_t i = 0;
@@ -855,8 +1852,10 @@ std::optional<int64_t> ParseRfc3339Micros(absl::string_view s) {
     return true;
   };
   int year, month, day, hour, minute, second;
+  // Go's general parser reads the hour as one or two digits.
+  const size_t hour_digits = s.size() > 12 && absl::ascii_isdigit(s[12]) ? 2 : 1;
   if (!number(4, &year) || !literal('-') || !number(2, &month) || !literal('-') ||
-      !number(2, &day) || !literal('T') || !number(2, &hour) || !literal(':') ||
+      !number(2, &day) || !literal('T') || !number(hour_digits, &hour) || !literal(':') ||
       !number(2, &minute) || !literal(':') || !number(2, &second)) {
     return std::nullopt;
   }
@@ -884,7 +1883,8 @@ std::optional<int64_t> ParseRfc3339Micros(absl::string_view s) {
     const int sign = s[i] == '-' ? -1 : 1;
     ++i;
     int oh, om;
-    if (!number(2, &oh) || !literal(':') || !number(2, &om) || oh > 23 || om > 59) {
+    // Go allows offsets of 24 hours or 60 minutes.
+    if (!number(2, &oh) || !literal(':') || !number(2, &om) || oh > 24 || om > 60) {
       return std::nullopt;
     }
     offset_seconds = sign * (oh * 3600 + om * 60);
@@ -1077,21 +2077,29 @@ QueryOp Negated(QueryOp op) {
       return QueryOp::kNotLike;
     case QueryOp::kNotLike:
       return QueryOp::kLike;
+    case QueryOp::kRegexp:
+      return QueryOp::kNotRegexp;
+    case QueryOp::kNotRegexp:
+      return QueryOp::kRegexp;
+    case QueryOp::kIsTrue:
+      return QueryOp::kIsNotTrue;
+    case QueryOp::kIsNotTrue:
+      return QueryOp::kIsTrue;
+    case QueryOp::kIsFalse:
+      return QueryOp::kIsNotFalse;
+    case QueryOp::kIsNotFalse:
+      return QueryOp::kIsFalse;
     case QueryOp::kNullSafeEqual:
       return QueryOp::kNullSafeEqual;  // refused before it is negated
   }
   return op;
 }
 
+// The operators Temporal's converter accepts for each type.
 bool OperatorAllowed(IndexedValueType type, QueryOp op) {
   switch (op) {
     case QueryOp::kIsNull:
     case QueryOp::kIsNotNull:
-      return true;
-    case QueryOp::kLike:
-    case QueryOp::kNotLike:
-    case QueryOp::kNullSafeEqual:
-      return false;
     case QueryOp::kEqual:
     case QueryOp::kNotEqual:
       return true;
@@ -1105,15 +2113,14 @@ bool OperatorAllowed(IndexedValueType type, QueryOp op) {
     case QueryOp::kLessOrEqual:
     case QueryOp::kGreater:
     case QueryOp::kGreaterOrEqual:
-      // Temporal lets Bool through here; an order of booleans answers no question.
-      return type == INDEXED_VALUE_TYPE_KEYWORD || type == INDEXED_VALUE_TYPE_INT ||
-             type == INDEXED_VALUE_TYPE_DOUBLE || type == INDEXED_VALUE_TYPE_DATETIME;
+      return type != INDEXED_VALUE_TYPE_TEXT && type != INDEXED_VALUE_TYPE_KEYWORD_LIST;
     case QueryOp::kBetween:
     case QueryOp::kNotBetween:
       return type == INDEXED_VALUE_TYPE_KEYWORD || type == INDEXED_VALUE_TYPE_INT ||
              type == INDEXED_VALUE_TYPE_DOUBLE || type == INDEXED_VALUE_TYPE_DATETIME;
+    default:  // LIKE, REGEXP, <=>, IS TRUE ...
+      return false;
   }
-  return false;
 }
 
 absl::string_view SqlComparison(QueryOp op) {
@@ -1177,6 +2184,7 @@ class Compiler {
     }
     if (absl::Status st = GroupBy(query, &out); !st.ok()) return st;
     if (absl::Status st = OrderBy(query, &out); !st.ok()) return st;
+    if (!deferred_.empty()) return Refusal(deferred_);
     out.params = std::move(params_);
     return out;
   }
@@ -1227,6 +2235,8 @@ class Compiler {
       }
       case QueryNode::Kind::kCondition:
         return Condition(node, negate);
+      case QueryNode::Kind::kRefused:
+        return Refusal(node.refusal);
     }
     return absl::InternalError("unknown query node");
   }
@@ -1243,17 +2253,39 @@ class Compiler {
                       GoType(v), ")");
   }
 
-  // One literal as the attribute's stored value.
-  absl::StatusOr<Bound> Value(const QueryNode& node,
-                                                       const ResolvedSearchAttribute& a,
-                                                       const QueryLiteral& v) {
+  // One literal as the attribute's stored value, checked as Temporal's converter checks it.
+  absl::StatusOr<Bound> Value(const QueryNode& node, const ResolvedSearchAttribute& a,
+                              const QueryLiteral& v) {
+    if (const auto* refused = std::get_if<QueryRefusedValue>(&v)) {
+      return Refusal(refused->message);
+    }
+    if (const auto* signed_number = std::get_if<QuerySignedNumber>(&v)) {
+      // The number is checked as written; then the sign, which a time or a status (by then a
+      // text in Temporal's converter) does not take.
+      const QueryLiteral number = std::visit([](auto n) { return QueryLiteral(n); },
+                                             signed_number->number);
+      absl::StatusOr<Bound> b = Value(node, a, number);
+      if (!b.ok()) return b.status();
+      if (a.name == kExecutionStatus || a.type == INDEXED_VALUE_TYPE_DATETIME) {
+        return QueryError(kInvalidExpression, "unary expression ", GoQuote(signed_number->text));
+      }
+      if (!signed_number->negative) return b;
+      if (const double* d = std::get_if<double>(&*b)) return Bound(0.0 - *d);
+      const int64_t i = std::get<int64_t>(std::get<SqlValue>(*b));
+      if (i == std::numeric_limits<int64_t>::min()) return Bound(-static_cast<double>(i));
+      return Bound(SqlValue(-i));
+    }
+    // Temporal takes a boolean as it is, whatever the attribute: only the type check refuses
+    // it, in the same words for every attribute.
+    if (std::holds_alternative<bool>(v) && a.type != INDEXED_VALUE_TYPE_BOOL) {
+      return ValueTypeError(node.attribute, a.type, v);
+    }
     if (a.name == kExecutionStatus) {
       const StatusNames& names = ExecutionStatusNames();
       if (const auto* s = std::get_if<std::string>(&v)) {
         auto it = names.by_name.find(*s);
         if (it == names.by_name.end()) {
-          return QueryError(kInvalidExpression, "invalid ExecutionStatus value '",
-                            ForMessage(*s), "'");
+          return QueryError(kInvalidExpression, "invalid ExecutionStatus value '", *s, "'");
         }
         return Bound(SqlValue(int64_t{it->second}));
       }
@@ -1274,7 +2306,7 @@ class Compiler {
         if (!nanos.has_value()) {
           return QueryError(kInvalidExpression,
                             "invalid duration value for search attribute ExecutionDuration: ",
-                            ForMessage(*s));
+                            *s);
         }
         return Bound(SqlValue(*nanos));
       }
@@ -1297,15 +2329,24 @@ class Compiler {
         if (const auto* s = std::get_if<std::string>(&v)) {
           std::optional<int64_t> micros = ParseRfc3339Micros(*s);
           if (!micros.has_value()) {
-            return QueryError(kInvalidExpression, "unable to parse datetime '",
-                              ForMessage(*s), "'");
+            return QueryError(kInvalidExpression, "unable to parse datetime '", *s, "'");
           }
           return Bound(SqlValue(*micros));
         }
         return ValueTypeError(node.attribute, a.type, v);
+      case INDEXED_VALUE_TYPE_TEXT:
+        if (const auto* s = std::get_if<std::string>(&v)) {
+          // Temporal splits a Text value at spaces, and refuses one with nothing else.
+          if (s->find_first_not_of(' ') == std::string::npos) {
+            return QueryError(kInvalidExpression,
+                              "no tokens found filtering on Text type search attribute ",
+                              node.attribute);
+          }
+          return Bound(SqlValue(*s));
+        }
+        return ValueTypeError(node.attribute, a.type, v);
       case INDEXED_VALUE_TYPE_KEYWORD:
       case INDEXED_VALUE_TYPE_KEYWORD_LIST:
-      case INDEXED_VALUE_TYPE_TEXT:
         if (const auto* s = std::get_if<std::string>(&v)) return Bound(SqlValue(*s));
         return ValueTypeError(node.attribute, a.type, v);
       default:
@@ -1394,6 +2435,19 @@ class Compiler {
     return absl::StrCat("EXISTS (", subquery, fence ? " OFFSET 0" : "", ")");
   }
 
+  // The literal an ExecutionStatus value was written as, as Temporal names it back: the text as
+  // written, or the number's name.
+  static std::string StatusAsWritten(const QueryLiteral& v) {
+    if (const auto* s = std::get_if<std::string>(&v)) return *s;
+    if (const auto* i = std::get_if<int64_t>(&v)) return ExecutionStatusName(static_cast<int>(*i));
+    return "";
+  }
+
+  // SQL for a condition that holds for every run, or for none.
+  static Sql Constant(bool value) { return Sql{value ? "1 = 1" : "1 = 0"}; }
+
+  // A condition, checked in Temporal's order: the attribute, a range's type, IS's operator, the
+  // values, the operator; then compiled (NOT, when negate, pushed into it).
   absl::StatusOr<Sql> Condition(const QueryNode& node, bool negate) {
     absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, node.attribute);
     if (!a.ok()) return a.status();
@@ -1402,11 +2456,10 @@ class Compiler {
       return QueryError(kInvalidExpression, "cannot do range condition on search attribute '",
                         node.attribute, "' of type ", IndexedValueTypeName(a->type));
     }
-    // ExecutionStatus is a Keyword stored as its number: a prefix of it means nothing.
-    if (!OperatorAllowed(a->type, node.op) ||
-        (a->name == kExecutionStatus &&
-         (node.op == QueryOp::kStartsWith || node.op == QueryOp::kNotStartsWith))) {
-      return OperatorError(node.attribute, a->type, node.op);
+    if (node.op == QueryOp::kIsTrue || node.op == QueryOp::kIsNotTrue ||
+        node.op == QueryOp::kIsFalse || node.op == QueryOp::kIsNotFalse) {
+      return QueryError(kInvalidExpression,
+                        "'IS' operator can only be used as 'IS NULL' or 'IS NOT NULL'");
     }
     std::vector<Bound> values;
     values.reserve(node.values.size());
@@ -1415,6 +2468,29 @@ class Compiler {
       if (!v.ok()) return v.status();
       values.push_back(std::move(*v));
     }
+    if (!OperatorAllowed(a->type, node.op)) return OperatorError(node.attribute, a->type, node.op);
+    const bool starts_with = node.op == QueryOp::kStartsWith || node.op == QueryOp::kNotStartsWith;
+    // ExecutionStatus is a Keyword stored as its number: a prefix of it means nothing.
+    if (starts_with && (a->name == kExecutionStatus || node.row_value)) {
+      std::vector<std::string> got;
+      for (const QueryLiteral& v : node.values) {
+        got.push_back(a->name == kExecutionStatus ? StatusAsWritten(v) : std::get<std::string>(v));
+      }
+      return QueryError(kInvalidExpression, "right-hand side of ", GoQuote(OperatorText(node.op)),
+                        " operator must be a literal string (got: ",
+                        node.row_value ? absl::StrCat("[", absl::StrJoin(got, " "), "]") : got[0],
+                        ")");
+    }
+    if (node.row_value && IsMultiValued(a->type) && node.op != QueryOp::kIn &&
+        node.op != QueryOp::kNotIn) {
+      std::vector<std::string> got;
+      for (const QueryLiteral& v : node.values) {
+        got.push_back(absl::StrCat("'", std::get<std::string>(v), "'"));
+      }
+      return QueryError(kInvalidExpression, "unexpected value type (expected string, got (",
+                        absl::StrJoin(got, ", "), "))");
+    }
+    if (deferred_.empty()) deferred_ = node.deferred_refusal;  // refused once the rest is checked
     const QueryOp op = negate ? Negated(node.op) : node.op;
 
     if (!a->column.empty()) {
@@ -1427,11 +2503,10 @@ class Compiler {
       return Sql{std::move(*p)};
     }
 
-    const std::string exists = absl::StrCat(kSideTableFrom, Placeholder(a->name));
-    if (op == QueryOp::kIsNull) return Sql{absl::StrCat("NOT ", Exists(exists))};
-    if (op == QueryOp::kIsNotNull) return Sql{Exists(exists)};
-
     if (!IsMultiValued(a->type)) {
+      const std::string exists = absl::StrCat(kSideTableFrom, Placeholder(a->name));
+      if (op == QueryOp::kIsNull) return Sql{absl::StrCat("NOT ", Exists(exists))};
+      if (op == QueryOp::kIsNotNull) return Sql{Exists(exists)};
       // At most one row: the condition inside EXISTS is the condition on the value.
       const absl::string_view column = a->type == INDEXED_VALUE_TYPE_DOUBLE ? "sa.double_value"
                                         : a->type == INDEXED_VALUE_TYPE_KEYWORD
@@ -1443,63 +2518,70 @@ class Compiler {
       return Sql{Exists(absl::StrCat(exists, " AND ", *p))};
     }
 
-    // KeywordList and Text: `=` and IN ask for a row with one of the values; `!=` and NOT IN
-    // for a set attribute without any.
+    // KeywordList and Text, full-text matches in Temporal's SQL stores: `=` and IN ask for a
+    // row with one of the values (of the value's tokens); `!=` and NOT IN for none, which a
+    // run without the attribute has too.
+    if (op == QueryOp::kIsNull || op == QueryOp::kIsNotNull) {
+      const std::string exists = absl::StrCat(kSideTableFrom, Placeholder(a->name));
+      return Sql{op == QueryOp::kIsNull ? absl::StrCat("NOT ", Exists(exists)) : Exists(exists)};
+    }
+    const bool contains = op == QueryOp::kEqual || op == QueryOp::kIn;
     std::vector<Bound> wanted;
     if (a->type == INDEXED_VALUE_TYPE_TEXT) {
       const std::vector<std::string> tokens =
           TokenizeText(AsString(std::get<SqlValue>(values.front())));
-      if (tokens.empty()) {
-        return QueryError(kInvalidExpression,
-                          "unexpected value for Text type search attribute (no tokens found)");
-      }
+      if (tokens.empty()) return Constant(!contains);  // nothing to match
       for (const std::string& t : tokens) wanted.emplace_back(SqlValue(t));
     } else {
       wanted = std::move(values);
     }
-    const bool contains = op == QueryOp::kEqual || op == QueryOp::kIn;
+    const std::string exists = absl::StrCat(kSideTableFrom, Placeholder(a->name));
     const QueryOp member = wanted.size() == 1 ? QueryOp::kEqual : QueryOp::kIn;
     absl::StatusOr<std::string> p = Predicate("sa.text_value", member, std::move(wanted));
     if (!p.ok()) return p.status();
     if (absl::Status st = CheckParams(); !st.ok()) return st;
-    if (contains) return Sql{Exists(absl::StrCat(exists, " AND ", *p))};
-    std::string is_set = Exists(exists);
-    return Sql{absl::StrCat(is_set, " AND NOT ", Exists(absl::StrCat(exists, " AND ", *p))),
-               Sql::Prec::kAnd};
+    const std::string match = Exists(absl::StrCat(exists, " AND ", *p));
+    return Sql{contains ? match : absl::StrCat("NOT ", match)};
   }
 
+  // Temporal checks GROUP BY in every call: one term, ExecutionStatus or
+  // TemporalNamespaceDivision. A count groups by ExecutionStatus (the only column we can group
+  // by); a list ignores it.
   absl::Status GroupBy(const ParsedQuery& query, CompiledVisibilityQuery* out) {
     if (query.group_by.empty()) return absl::OkStatus();
-    if (options_.kind == VisibilityQueryKind::kList) {
-      return QueryError(kNotSupported, "'GROUP BY' clause");
-    }
     if (query.group_by.size() > 1) {
       return QueryError(kNotSupported, "'GROUP BY' clause supports only a single field");
     }
-    absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, query.group_by[0]);
+    const QueryClauseTerm& term = query.group_by.front();
+    if (!term.refusal.empty()) return Refusal(term.refusal);
+    absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, term.attribute);
     if (!a.ok()) return a.status();
-    if (a->name != kExecutionStatus) {
+    const bool groupable =
+        a->name == kExecutionStatus ||
+        (options_.kind == VisibilityQueryKind::kList && a->name == "TemporalNamespaceDivision");
+    if (!groupable) {
       return QueryError(kNotSupported, "'GROUP BY' clause is not supported for search attribute ",
-                        query.group_by[0]);
+                        term.attribute);
     }
-    out->group_by = std::string(a->column);
+    if (options_.kind == VisibilityQueryKind::kCount) out->group_by = std::string(a->column);
     return absl::OkStatus();
   }
 
+  // ORDER BY's terms, checked as Temporal checks them (an attribute, not a Text one; nor, when
+  // we order, a KeywordList one); then refused when !allow_order_by.
   absl::Status OrderBy(const ParsedQuery& query, CompiledVisibilityQuery* out) {
-    if (!query.order_by.empty() && !options_.allow_order_by) {
-      return QueryError(kNotSupported, "'ORDER BY' clause");
-    }
     std::vector<VisibilitySortKey> keys;
     bool has_run_id = false;
-    for (const QueryOrderTerm& term : query.order_by) {
+    for (const QueryClauseTerm& term : query.order_by) {
+      if (!term.refusal.empty()) return Refusal(term.refusal);
       absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, term.attribute);
       if (!a.ok()) return a.status();
-      if (IsMultiValued(a->type)) {
+      if (a->type == INDEXED_VALUE_TYPE_TEXT ||
+          (options_.allow_order_by && IsMultiValued(a->type))) {
         return QueryError(kNotSupported, "unable to sort by search attribute type ",
                           IndexedValueTypeName(a->type));
       }
-      if (options_.kind == VisibilityQueryKind::kCount) continue;  // checked, not needed
+      if (!options_.allow_order_by || options_.kind == VisibilityQueryKind::kCount) continue;
       VisibilitySortKey key;
       key.descending = term.descending;
       if (!a->column.empty()) {
@@ -1519,6 +2601,9 @@ class Compiler {
         key.nullable = true;
       }
       keys.push_back(std::move(key));
+    }
+    if (!query.order_by.empty() && !options_.allow_order_by) {
+      return QueryError(kNotSupported, "'ORDER BY' clause");
     }
     if (options_.kind == VisibilityQueryKind::kCount) return CheckParams();
     if (keys.empty()) {
@@ -1542,6 +2627,7 @@ class Compiler {
   const VisibilityQueryOptions& options_;
   std::vector<SqlValue> params_;
   int exists_count_ = 0;
+  std::string deferred_;  // the first condition's deferred refusal
 };
 
 }  // namespace
@@ -1580,8 +2666,20 @@ absl::string_view QueryOpName(QueryOp op) {
       return "LIKE";
     case QueryOp::kNotLike:
       return "NOT LIKE";
+    case QueryOp::kRegexp:
+      return "REGEXP";
+    case QueryOp::kNotRegexp:
+      return "NOT REGEXP";
     case QueryOp::kNullSafeEqual:
       return "<=>";
+    case QueryOp::kIsTrue:
+      return "IS TRUE";
+    case QueryOp::kIsNotTrue:
+      return "IS NOT TRUE";
+    case QueryOp::kIsFalse:
+      return "IS FALSE";
+    case QueryOp::kIsNotFalse:
+      return "IS NOT FALSE";
   }
   return "?";
 }
@@ -1590,7 +2688,15 @@ absl::StatusOr<ParsedQuery> ParseVisibilityQuery(absl::string_view query) {
   // Protobuf already refuses a request whose strings are not UTF-8; a caller that skips it
   // must not get bytes PostgreSQL would refuse into a parameter.
   if (!IsValidUtf8(query)) return QueryError(kMalformed, "the query is not valid UTF-8");
-  return Parser(query).Parse();
+  // Temporal parses "select * from table1 where <query>", without "where " when the query
+  // starts with ORDER BY or GROUP BY: its positions count from there.
+  constexpr absl::string_view kSelect = "select * from table1 ";
+  const absl::string_view trimmed = TrimGoSpace(query);
+  if (trimmed.empty()) return ParsedQuery{};
+  const std::string start = absl::AsciiStrToLower(trimmed.substr(0, 8));
+  const bool clauses_only = start == "order by" || start == "group by";
+  return Parser(trimmed, kSelect.size() + (clauses_only ? 0 : absl::string_view("where ").size()))
+      .Parse(/*with_where=*/!clauses_only);
 }
 
 const std::vector<BuiltinSearchAttribute>& BuiltinSearchAttributes() {
@@ -1604,10 +2710,11 @@ const std::vector<BuiltinSearchAttribute>& BuiltinSearchAttributes() {
       {"CloseTime", INDEXED_VALUE_TYPE_DATETIME, "close_time", true},
       {"ExecutionStatus", INDEXED_VALUE_TYPE_KEYWORD, "status", false},
       {"TaskQueue", INDEXED_VALUE_TYPE_KEYWORD, "task_queue", false},
-      {"HistoryLength", INDEXED_VALUE_TYPE_INT, "history_length", false},
+      // Written once the run closes, as Temporal writes them: NULL while it is open.
+      {"HistoryLength", INDEXED_VALUE_TYPE_INT, "history_length", true},
       {"ExecutionDuration", INDEXED_VALUE_TYPE_INT, "execution_duration", true},
-      {"StateTransitionCount", INDEXED_VALUE_TYPE_INT, "state_transition_count", false},
-      {"HistorySizeBytes", INDEXED_VALUE_TYPE_INT, "history_size_bytes", false},
+      {"StateTransitionCount", INDEXED_VALUE_TYPE_INT, "state_transition_count", true},
+      {"HistorySizeBytes", INDEXED_VALUE_TYPE_INT, "history_size_bytes", true},
       {"ParentWorkflowId", INDEXED_VALUE_TYPE_KEYWORD, "parent_workflow_id", true},
       {"ParentRunId", INDEXED_VALUE_TYPE_KEYWORD, "parent_run_id", true},
       {"RootWorkflowId", INDEXED_VALUE_TYPE_KEYWORD, "root_workflow_id", true},
@@ -1651,8 +2758,7 @@ absl::StatusOr<ResolvedSearchAttribute> ResolveSearchAttribute(const SearchAttri
   if (stripped == "ScheduleId") return FromBuiltin(*builtins.at("WorkflowId"));
   const std::string alias = prefixed ? std::string(stripped) : absl::StrCat(kReservedPrefix, name);
   if (std::optional<ResolvedSearchAttribute> a = Lookup(schema, alias)) return *std::move(a);
-  return QueryError(kInvalidExpression, "column name '", ForMessage(name),
-                    "' is not a valid search attribute");
+  return Refusal(absl::StrCat("invalid search attribute: ", name));
 }
 
 absl::string_view IndexedValueTypeName(IndexedValueType type) {

@@ -11,9 +11,11 @@
 // keywords, operators, $N placeholders and four constants of ours ('!', 0, 1, the int64 max).
 //
 // Pure functions over immutable values: thread-safe. Every failure caused by the query is
-// kInvalidArgument with the text Temporal's server gives for it where it has one, led by
-// "invalid query: " as Temporal's frontend answers it (e.g. "invalid query: invalid
-// expression: column name 'Foo' is not a valid search attribute").
+// kInvalidArgument with the text Temporal's server (1.32, SQL visibility) gives for it where it
+// has one, led by "invalid query: " as Temporal's frontend answers it (e.g. "invalid query:
+// invalid search attribute: Foo"), and the failures come in Temporal's order: syntax errors
+// first, then a LIMIT clause, then the filter's conditions left to right (for each: the
+// attribute, then its values, then the operator), then GROUP BY, then ORDER BY.
 //
 // The language, as Temporal's SQL visibility accepts it:
 //   - comparisons `=`, `!=` (also `<>`), `<`, `<=`, `>`, `>=` of an attribute and a literal;
@@ -22,27 +24,47 @@
 //     precedence (NOT over AND over OR).
 //   - literals: strings in single or double quotes (a doubled quote or a backslash escapes,
 //     as MySQL's \0 \b \n \r \t \Z \\ \' \"; a backslash before any other character is that
-//     character), integers (an optional sign; one beyond int64 reads as a decimal),
-//     decimals (1.5, .5, 1e3), TRUE and FALSE. Against a Datetime: RFC 3339 text
+//     character), integers (signs before them fold in; one beyond int64 reads as a decimal),
+//     decimals (1.5, .5, 1e3, and -1.5), TRUE and FALSE. Against a Datetime: RFC 3339 text
 //     ('2021-08-22T15:04:05.5+02:00') or integer nanoseconds since the epoch; against
 //     ExecutionStatus: 'Running', 'WORKFLOW_EXECUTION_STATUS_RUNNING' or the number; against
 //     ExecutionDuration: integer nanoseconds, or text as nanoseconds, a Go duration with
 //     Temporal's "d" ('1h30m', '1.5s', '2d') or 'hh:mm:ss'.
-//   - attribute names as identifiers ([A-Za-z_@][A-Za-z0-9_@]*) or in backquotes (`a b`, with
-//     `` for a backquote); keywords are case-insensitive, attribute names case-sensitive.
-//   - after the filter, `GROUP BY ExecutionStatus` (counts only) and
-//     `ORDER BY attr [ASC|DESC], ...`; comments (-- #, /* */) are skipped.
+//   - attribute names as identifiers ([A-Za-z_@][A-Za-z0-9_@]*) or in backquotes (`a b`);
+//     keywords are case-insensitive, attribute names case-sensitive (but a name that is one of
+//     the SQL parser's non-reserved keywords, such as Status or Date, reads lower-cased unless
+//     backquoted, and backquotes inside a backquoted name are dropped, as Temporal does).
+//   - after the filter, `GROUP BY ExecutionStatus` (Count groups by it; List and Scan accept
+//     and ignore it) and `ORDER BY attr [ASC|DESC], ...`; a trailing `;`, `FOR UPDATE` or
+//     `LOCK IN SHARE MODE` is ignored; comments (--, #, //, /* */) are skipped.
+//
+// Syntax errors are reported as Temporal reports them: its parser reads
+// "select * from table1 where <the query trimmed of blanks>" ("select * from table1 <query>"
+// when the trimmed query starts with "order by " or "group by ", in any case), and reports
+// "syntax error at position N" where N is the 1-based offset, in that text, of the character
+// after the offending token (the whole text's length + 1 at its end), followed by
+// " near '<token>'" when the token has a text: an identifier as written, a keyword
+// lower-cased, a string's or number's text; none for punctuation, operators or the end.
+// The parser follows the grammar of Temporal's SQL parser (vitess's, with STARTS_WITH) for
+// expressions, so that it accepts what Temporal parses (arithmetic, function calls, LIKE,
+// REGEXP, IS TRUE, tuples, bind variables, qualified names ...) and refuses it afterwards with
+// Temporal's message ("invalid expression: unexpected value type *sqlparser.BinaryExpr"); it
+// does not parse subqueries, CASE, INTERVAL, EXISTS, COLLATE or the functions that are SQL
+// keywords (LEFT(...), CAST(...)), which Temporal's parser accepts, nor UNION.
 //
 // Storage the compiler assumes (the visibility store's migration must match it):
 //
 //   visibility, one row per run, read as `FROM visibility` (no alias: the side-table
 //   subqueries correlate on visibility.namespace_id and visibility.run_id). Besides today's
 //   columns (namespace_id, run_id, workflow_id, workflow_type, task_queue, status INTEGER,
-//   start_time, execution_time, close_time NULL while open, history_length; times in
-//   microseconds since the Unix epoch) it gains:
+//   start_time, execution_time, close_time NULL while open; times in microseconds since the
+//   Unix epoch) it holds, all written only once the run closes (NULL while it is open), as
+//   Temporal writes them:
+//     history_length          BIGINT NULL
 //     execution_duration      BIGINT NULL   nanoseconds from execution_time to close_time
-//     state_transition_count  BIGINT NOT NULL
-//     history_size_bytes      BIGINT NOT NULL
+//     state_transition_count  BIGINT NULL
+//     history_size_bytes      BIGINT NULL
+//   and
 //     parent_workflow_id      TEXT NULL     (NULL for a run without a parent)
 //     parent_run_id           TEXT NULL
 //     root_workflow_id        TEXT NULL
@@ -75,16 +97,21 @@
 //     INDEX (namespace_id, COALESCE(close_time, 9223372036854775807) DESC, start_time DESC,
 //            run_id)
 //
-// Semantics. A comparison on an attribute that is not set is UNKNOWN, as SQL's NULL column
-// is in Temporal's SQL visibility, so neither `X = 1` nor `X != 1` nor `NOT X = 1` matches a
-// run without X; only IS NULL does. The compiler pushes NOT down to the conditions (De
-// Morgan, exact in three-valued logic) so that a side-table condition keeps this meaning.
-// KeywordList `=` means "contains", `!=` "is set and does not contain"; IN and NOT IN
-// likewise for any of the values. Text `=` matches when any token of the value is a token
-// of the attribute (Temporal's OR matching), `!=` when the attribute is set and none is.
-// STARTS_WITH is case-sensitive on both databases. CloseTime compares its column as it is (as
-// Elasticsearch visibility does; Temporal's SQL store compares COALESCE(close_time, max), so
-// that there `CloseTime > t` matches every running workflow).
+// Semantics. A comparison on an attribute or column that is not set is UNKNOWN, as SQL's NULL
+// column is in Temporal's SQL visibility, so neither `X = 1` nor `X != 1` nor `NOT X = 1`
+// matches a run without X; only IS NULL does. That holds for the columns a running run does
+// not have yet too: `HistoryLength <= 2`, `ExecutionDuration < '1h'` or `CloseTime < t`
+// match no running run. The compiler pushes NOT down to the conditions (De Morgan, exact in
+// three-valued logic) so that a side-table condition keeps this meaning.
+// KeywordList and Text are the exception, as they are full-text matches in Temporal's SQL
+// stores: KeywordList `=` means "contains", IN "contains any of the values"; Text `=` matches
+// when any token of the value is a token of the attribute (Temporal's OR matching); and
+// their `!=` and NOT IN match every run that does not match `=` or IN, runs without the
+// attribute included (so `NOT X = v` is `X != v` for them as well). A Text value of no token
+// at all ('!!!') matches nothing with `=` and everything with `!=`; one of nothing but
+// spaces is refused, as Temporal refuses it.
+// STARTS_WITH is case-sensitive on both databases. CloseTime compares its column as it is, so
+// that `CloseTime > t` matches closed runs only.
 // On PostgreSQL, side-table conditions after the eighth carry OFFSET 0, which keeps them out
 // of the planner's join search, whose cost grows steeply with their number.
 
@@ -106,9 +133,30 @@ namespace almanac::persistence {
 // ---------------------------------------------------------------------------------------------
 // The tree.
 
-// A literal as written: a string, an integer, a decimal or a boolean. What it means (a time, a
-// status, a duration) is decided against the attribute it is compared with.
-using QueryLiteral = std::variant<std::string, int64_t, double, bool>;
+// A value Temporal refuses whatever attribute it is compared with: NULL, a column name, an
+// expression (1 + 1, now(), (1)), a number that does not parse (0x1F, 1e999) ... The parser
+// keeps it with the message, which the compiler reports once the attribute it is compared with
+// has resolved, as Temporal does.
+struct QueryRefusedValue {
+  std::string message;  // after "invalid query: "
+  bool operator==(const QueryRefusedValue&) const = default;
+};
+
+// A sign before a number that the parser does not fold into it (-1.5, - x'10'; -5 is just -5):
+// Temporal checks the number as written against the attribute, then applies the sign, which
+// only a number attribute takes.
+struct QuerySignedNumber {
+  std::variant<int64_t, double> number;  // without the sign
+  bool negative = false;
+  std::string text;  // as Temporal prints the expression ("-1.5", "-X'10'"), for its refusal
+  bool operator==(const QuerySignedNumber&) const = default;
+};
+
+// A literal as written: a string, an integer, a decimal or a boolean (or one of the above).
+// What it means (a time, a status, a duration) is decided against the attribute it is compared
+// with.
+using QueryLiteral =
+    std::variant<std::string, int64_t, double, bool, QuerySignedNumber, QueryRefusedValue>;
 
 enum class QueryOp {
   kEqual,
@@ -128,36 +176,56 @@ enum class QueryOp {
   // Parsed only so that they are refused with Temporal's message, naming the attribute.
   kLike,
   kNotLike,
+  kRegexp,
+  kNotRegexp,
   kNullSafeEqual,  // <=>
+  kIsTrue,
+  kIsNotTrue,
+  kIsFalse,
+  kIsNotFalse,
 };
 
 // The operator as Temporal's messages spell it: "=", "!=", "IN", "NOT STARTS_WITH", ...
 absl::string_view QueryOpName(QueryOp op);
 
 struct QueryNode {
-  enum class Kind { kAnd, kOr, kNot, kCondition };
+  // kRefused: an expression Temporal parses but refuses (a bare attribute name, a comparison
+  // whose left side is not an attribute, a bare literal, ...), with its message.
+  enum class Kind { kAnd, kOr, kNot, kCondition, kRefused };
   Kind kind = Kind::kCondition;
   // kAnd and kOr: two or more operands; kNot: one.
   std::vector<QueryNode> children;
-  // kCondition: `attribute op values`. values holds one literal for a comparison or
-  // STARTS_WITH, two for BETWEEN, one or more for IN, none for IS [NOT] NULL.
-  std::string attribute;  // as written, without backquotes
+  // kCondition: `attribute op values`. values holds one literal for a comparison, LIKE or
+  // STARTS_WITH, two for BETWEEN, one or more for IN, none for IS [NOT] NULL/TRUE/FALSE.
+  std::string attribute;  // as Temporal resolves it: backquotes dropped
   QueryOp op = QueryOp::kEqual;
   std::vector<QueryLiteral> values;
+  // A list (a, b) where one value belongs (`X = (a, b)`, BETWEEN (a, b) AND c): values holds its
+  // elements, checked as values.
+  bool row_value = false;
+  // What the compiler refuses the condition for once nothing else in the query is wrong, where
+  // Temporal goes on and fails later or, worse, runs it: a row value (its SQL store fails it),
+  // a hex or bit literal (x'10', which Temporal reads as the number 10).
+  std::string deferred_refusal;
+  std::string refusal;  // kRefused: the message, after "invalid query: "
 };
 
-struct QueryOrderTerm {
+// A GROUP BY or ORDER BY term: an attribute name, or an expression that is not one, refused
+// (refusal non-empty) when the compiler reaches it.
+struct QueryClauseTerm {
   std::string attribute;
-  bool descending = false;
+  bool descending = false;  // ORDER BY ... DESC
+  std::string refusal;
 };
 
 struct ParsedQuery {
   std::optional<QueryNode> where;  // absent for an empty filter
-  std::vector<std::string> group_by;
-  std::vector<QueryOrderTerm> order_by;
+  std::vector<QueryClauseTerm> group_by;
+  std::vector<QueryClauseTerm> order_by;
 };
 
-// Deepest nesting of parentheses and NOTs the parser accepts (the limit of Temporal's parser).
+// Deepest nesting of parentheses, NOTs and unary operators the parser accepts (the limit of
+// Temporal's parser).
 inline constexpr int kMaxQueryNesting = 200;
 // Deepest nesting of parentheses in a compiled WHERE, as AND within OR within AND ... (NOTs and
 // redundant parentheses are gone by then). SQLite before 3.46 parses at most about 26 such
@@ -172,10 +240,13 @@ inline constexpr int kMaxQueryParams = 10000;
 
 // Parses a filter. The empty string (or only blanks) is the empty filter. Fails with
 // kInvalidArgument for a syntax error ("invalid query: malformed SQL query: syntax error at
-// position N near 'x'", N the 1-based byte offset of the offending token), text that is not
-// UTF-8, a number that is not one, a string with a NUL, a LIMIT clause, nesting beyond
-// kMaxQueryNesting, more than kMaxQueryConditions conditions or an IN list longer than
-// kMaxQueryParams.
+// position N near 'x'", counted as Temporal counts, above), nesting beyond kMaxQueryNesting
+// ("max nesting level reached at position N"), a tree deeper than Temporal's parser allows
+// ("max ast depth reached"), text that is not UTF-8, more than kMaxQueryConditions conditions
+// or an IN list longer than kMaxQueryParams, and then for a LIMIT clause ("operation is not
+// supported: 'LIMIT' clause") or a HAVING clause (which Temporal ignores). What Temporal
+// refuses only once it resolves attributes is kept in the tree (QueryRefusedValue,
+// QueryNode::kRefused, QueryClauseTerm::refusal) for the compiler to report in order.
 absl::StatusOr<ParsedQuery> ParseVisibilityQuery(absl::string_view query);
 
 // ---------------------------------------------------------------------------------------------
@@ -212,8 +283,8 @@ struct ResolvedSearchAttribute {
 // Resolves a name as Temporal does: a custom attribute first (unless the name is a built-in
 // one), then a built-in by its name, then ScheduleId (or TemporalScheduleId) as WorkflowId,
 // then the name with Temporal's "Temporal" prefix added or removed (so ScheduledById is
-// TemporalScheduledById). Fails with kInvalidArgument: "column name 'X' is not a valid
-// search attribute".
+// TemporalScheduledById). Fails with kInvalidArgument: "invalid query: invalid search
+// attribute: X".
 absl::StatusOr<ResolvedSearchAttribute> ResolveSearchAttribute(const SearchAttributeSchema& schema,
                                                                absl::string_view name);
 
@@ -237,8 +308,11 @@ std::string ExecutionStatusName(int status);
 // The compiler.
 
 enum class VisibilityQueryKind {
-  kList,   // ListWorkflowExecutions, ScanWorkflowExecutions: ORDER BY; GROUP BY refused
-  kCount,  // CountWorkflowExecutions: GROUP BY ExecutionStatus; ORDER BY checked, not emitted
+  // ListWorkflowExecutions, ScanWorkflowExecutions: ORDER BY; GROUP BY checked as Temporal
+  // checks it (GROUP BY ExecutionStatus or TemporalNamespaceDivision), then ignored.
+  kList,
+  // CountWorkflowExecutions: GROUP BY ExecutionStatus; ORDER BY checked, not emitted.
+  kCount,
 };
 
 struct VisibilityQueryOptions {
@@ -248,7 +322,8 @@ struct VisibilityQueryOptions {
   // number its own parameters (the namespace, a page token's keys) before the query's. >= 1.
   int first_placeholder = 1;
   // Temporal's SQL visibility refuses ORDER BY ("operation is not supported: 'ORDER BY'
-  // clause"); Elasticsearch visibility allows it. False gives the SQL behaviour.
+  // clause", once its terms are checked: an unknown attribute or a Text one is refused as
+  // such first); Elasticsearch visibility allows it. False gives the SQL behaviour.
   bool allow_order_by = true;
 };
 
@@ -278,15 +353,17 @@ struct CompiledVisibilityQuery {
   std::vector<SqlValue> params;
 };
 
-// Resolves, type-checks and compiles a parsed query. Fails with kInvalidArgument for an
-// unknown attribute, a literal of the wrong type or that does not parse as the attribute's
-// (a time in RFC 3339, an ExecutionStatus name, a duration), an operator the attribute's type
-// does not support (Temporal's rules: STARTS_WITH on Keyword only, but not ExecutionStatus,
-// which is stored as its number; Text takes = and != only;
-// KeywordList =, !=, IN and NOT IN; BETWEEN on Keyword, Int, Double and Datetime; and, beyond
-// Temporal, no ordering comparison of Bool), a GROUP BY other than ExecutionStatus or in a
-// list, an ORDER BY on Text or KeywordList (or any when !allow_order_by), or beyond
-// kMaxSqlNesting or kMaxQueryParams.
+// Resolves, type-checks and compiles a parsed query. Fails with kInvalidArgument, in Temporal's
+// order and words, for what the parser kept as refused, an unknown attribute, a literal of
+// the wrong type or that does not parse as the attribute's (a time in RFC 3339, an
+// ExecutionStatus name or number, a duration), an operator the attribute's type does not
+// support (Temporal's rules: STARTS_WITH on Keyword only, and not on ExecutionStatus, which is
+// stored as its number; Text takes = and != only; KeywordList =, !=, IN and NOT IN; BETWEEN
+// on Keyword, Int, Double and Datetime; LIKE, REGEXP, <=> and IS TRUE/FALSE on none), a Text
+// value of nothing but spaces, a GROUP BY of more than one term or of another attribute than
+// ExecutionStatus (or, in a list, TemporalNamespaceDivision), an ORDER BY on Text (and, when
+// allow_order_by, on KeywordList; when not, any ORDER BY), or beyond kMaxSqlNesting or
+// kMaxQueryParams.
 absl::StatusOr<CompiledVisibilityQuery> CompileVisibilityQuery(
     const ParsedQuery& query, const SearchAttributeSchema& schema,
     const VisibilityQueryOptions& options);
