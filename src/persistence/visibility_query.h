@@ -40,9 +40,9 @@
 //
 // Syntax errors are reported as Temporal reports them: its parser reads
 // "select * from table1 where <the query trimmed of blanks>" ("select * from table1 <query>"
-// when the trimmed query starts with "order by " or "group by ", in any case), and reports
-// "syntax error at position N" where N is the 1-based offset, in that text, of the character
-// after the offending token (the whole text's length + 1 at its end), followed by
+// when the trimmed query starts with "order by" or "group by", one space, in any case), and
+// reports "syntax error at position N" where N is the 1-based offset, in that text, of the
+// character after the offending token (the whole text's length + 1 at its end), followed by
 // " near '<token>'" when the token has a text: an identifier as written, a keyword
 // lower-cased, a string's or number's text; none for punctuation, operators or the end.
 // The parser follows the grammar of Temporal's SQL parser (vitess's, with STARTS_WITH) for
@@ -51,6 +51,16 @@
 // Temporal's message ("invalid expression: unexpected value type *sqlparser.BinaryExpr"); it
 // does not parse subqueries, CASE, INTERVAL, EXISTS, COLLATE or the functions that are SQL
 // keywords (LEFT(...), CAST(...)), which Temporal's parser accepts, nor UNION.
+//
+// Where this differs from Temporal's server on purpose, refusing what it runs wrongly or
+// fails to run: a HAVING clause ("operation is not supported: 'HAVING' clause"; Temporal
+// ignores it, condition and all); x'..' and b'..' literals, which Temporal reads as decimal
+// digits (x'10' is 10), and a list where one value belongs (`X = (1, 2)`, which Temporal's
+// store fails to run), both refused once the rest of the query is checked; NUL in a string;
+// an ExecutionStatus number beyond the enum (Temporal truncates it to 32 bits); more than
+// kMaxQueryConditions conditions or kMaxQueryParams values; Count's GROUP BY
+// TemporalNamespaceDivision, which our store cannot group by. Text values of no token
+// ('!!!') are taken (matching nothing), as Temporal takes them.
 //
 // Storage the compiler assumes (the visibility store's migration must match it):
 //
