@@ -33,6 +33,7 @@ absl::Status VisibilityCalls::Page(
   options.kind = persistence::VisibilityQueryKind::kList;
   options.first_placeholder = persistence::VisibilityStore::kFirstQueryPlaceholder;
   options.allow_order_by = false;  // as Temporal's SQL visibility
+  options.default_division = true;
   auto compiled = persistence::CompileVisibilityQuery(query, SearchAttributeSchemaOf(*ns), options);
   if (!compiled.ok()) return compiled.status();
   auto page = store_->List(ns->info().id(), *compiled, page_size, token);
@@ -67,6 +68,7 @@ absl::Status VisibilityCalls::Count(const ws::CountWorkflowExecutionsRequest& re
   options.kind = persistence::VisibilityQueryKind::kCount;
   options.first_placeholder = persistence::VisibilityStore::kFirstQueryPlaceholder;
   options.allow_order_by = false;
+  options.default_division = true;
   auto compiled =
       persistence::CompileVisibilityQuery(req.query(), SearchAttributeSchemaOf(*ns), options);
   if (!compiled.ok()) return compiled.status();

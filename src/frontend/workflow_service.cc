@@ -11,6 +11,7 @@
 #include "common/ids.h"
 #include "common/status_details.h"
 #include "frontend/errors.h"
+#include "frontend/schedules.h"
 #include "frontend/visibility.h"
 #include "history/state_machine.h"
 #include "temporal/api/errordetails/v1/message.pb.h"
@@ -141,6 +142,7 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
         history_(history),
         matching_(matching),
         visibility_(namespaces, visibility),
+        schedules_(namespaces, history, visibility, limits),
         executor_(executor),
         clock_(clock),
         identity_(std::move(identity)),
@@ -180,6 +182,8 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
     // Visibility: counts grouped by status; workflows upsert their memo.
     caps->set_count_group_by_execution_status(true);
     caps->set_upsert_memo(true);
+    // Schedules: every Schedule RPC.
+    caps->set_supports_schedules(true);
     ServerUnaryReactor* reactor = ctx->DefaultReactor();
     reactor->Finish(grpc::Status::OK);
     return reactor;
@@ -414,6 +418,50 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
           });
     });
     return reactor;
+  }
+
+  // ---- Schedules ----------------------------------------------------------------------------
+
+  ServerUnaryReactor* CreateSchedule(CallbackServerContext* ctx, const ws::CreateScheduleRequest* req,
+                                     ws::CreateScheduleResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return schedules_.Create(*req, resp); });
+  }
+
+  ServerUnaryReactor* DescribeSchedule(CallbackServerContext* ctx,
+                                       const ws::DescribeScheduleRequest* req,
+                                       ws::DescribeScheduleResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return schedules_.Describe(*req, resp); });
+  }
+
+  ServerUnaryReactor* UpdateSchedule(CallbackServerContext* ctx, const ws::UpdateScheduleRequest* req,
+                                     ws::UpdateScheduleResponse*) override {
+    return Run(ctx, [this, req] { return schedules_.Update(*req); });
+  }
+
+  ServerUnaryReactor* PatchSchedule(CallbackServerContext* ctx, const ws::PatchScheduleRequest* req,
+                                    ws::PatchScheduleResponse*) override {
+    return Run(ctx, [this, req] { return schedules_.Patch(*req); });
+  }
+
+  ServerUnaryReactor* DeleteSchedule(CallbackServerContext* ctx, const ws::DeleteScheduleRequest* req,
+                                     ws::DeleteScheduleResponse*) override {
+    return Run(ctx, [this, req] { return schedules_.Delete(*req); });
+  }
+
+  ServerUnaryReactor* ListSchedules(CallbackServerContext* ctx, const ws::ListSchedulesRequest* req,
+                                    ws::ListSchedulesResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return schedules_.List(*req, resp); });
+  }
+
+  ServerUnaryReactor* CountSchedules(CallbackServerContext* ctx, const ws::CountSchedulesRequest* req,
+                                     ws::CountSchedulesResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return schedules_.Count(*req, resp); });
+  }
+
+  ServerUnaryReactor* ListScheduleMatchingTimes(
+      CallbackServerContext* ctx, const ws::ListScheduleMatchingTimesRequest* req,
+      ws::ListScheduleMatchingTimesResponse* resp) override {
+    return Run(ctx, [this, req, resp] { return schedules_.MatchingTimes(*req, resp); });
   }
 
   // ---- Visibility ---------------------------------------------------------------------------
@@ -1011,6 +1059,7 @@ class WorkflowServiceImpl final : public ws::WorkflowService::CallbackService {
   history::HistoryClient* const history_;
   matching::MatchingClient* const matching_;
   VisibilityCalls visibility_;
+  ScheduleCalls schedules_;
   Executor* const executor_;
   Clock* const clock_;
   const ServerIdentity identity_;

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "almanac/v1/persistence.pb.h"
+#include "temporal/api/schedule/v1/message.pb.h"
 #include "temporal/api/workflowservice/v1/request_response.pb.h"
 
 namespace almanac::history {
@@ -131,6 +132,29 @@ class HistoryClient {
                                const wsv1::StartWorkflowExecutionRequest& start,
                                const wsv1::UpdateWorkflowExecutionRequest& update,
                                absl::Time deadline, UpdateWithStartCallback done) = 0;
+
+  // Schedules. Each is hosted by history: its record, its wake-ups and its actions. The
+  // frontend validates a schedule and makes its spec canonical first.
+  // Creates a schedule (the record's namespace, id, schedule, memo, search attributes and
+  // identity), taking an initial patch. kAlreadyExists when the id is taken.
+  virtual absl::Status CreateSchedule(
+      v1::ScheduleRecord record, const temporal::api::schedule::v1::SchedulePatch* initial_patch) = 0;
+  // The schedule's record. kNotFound ("schedule not found") when there is none.
+  virtual absl::StatusOr<v1::ScheduleRecord> DescribeSchedule(const std::string& namespace_id,
+                                                              const std::string& schedule_id) = 0;
+  // Replaces the schedule's definition (and, when given, its search attributes). A conflict
+  // token other than 0 or the schedule's makes it a no-op, as in Temporal.
+  virtual absl::Status UpdateSchedule(
+      const std::string& namespace_id, const std::string& schedule_id,
+      const temporal::api::schedule::v1::Schedule& schedule,
+      const temporal::api::common::v1::SearchAttributes* search_attributes,
+      int64_t conflict_token) = 0;
+  virtual absl::Status PatchSchedule(const std::string& namespace_id,
+                                     const std::string& schedule_id,
+                                     const temporal::api::schedule::v1::SchedulePatch& patch) = 0;
+  // Deletes the schedule; the workflows it started go on.
+  virtual absl::Status DeleteSchedule(const std::string& namespace_id,
+                                      const std::string& schedule_id) = 0;
 };
 
 }  // namespace almanac::history

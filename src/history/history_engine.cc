@@ -349,7 +349,7 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
     const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
     const std::string& previous_run_id,
     const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
-    const ParentInfo* parent) {
+    const ParentInfo* parent, const std::string& scheduled_by) {
   v1::MutableState ms;
   Effects fx;
   StartParams params;
@@ -358,6 +358,7 @@ absl::StatusOr<v1::MutableState> HistoryEngine::CreateRunLocked(
   params.now = clock_->Now();
   params.signal = signal;
   params.parent = parent;
+  params.scheduled_by = scheduled_by;
   StartWorkflow(request, params, options_.limits, &ms, &fx);
   WriteOptions options;
   options.create = true;
@@ -381,7 +382,7 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     WorkflowContext* ctx, const std::string& namespace_id,
     const wsv1::StartWorkflowExecutionRequest& given,
     const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
-    const ParentInfo* parent) {
+    const ParentInfo* parent, const std::string& scheduled_by) {
   // Search attributes are checked against the namespace and stored with their types.
   std::optional<wsv1::StartWorkflowExecutionRequest> typed;
   if (!given.search_attributes().indexed_fields().empty()) {
@@ -455,7 +456,8 @@ absl::StatusOr<wsv1::StartWorkflowExecutionResponse> HistoryEngine::StartLocked(
     }
     const std::string& previous_run_id = decision.run_id;
     auto created =
-        CreateRunLocked(ctx, shard, namespace_id, request, run_id, previous_run_id, signal, parent);
+        CreateRunLocked(ctx, shard, namespace_id, request, run_id, previous_run_id, signal, parent,
+                        scheduled_by);
     if (absl::IsAlreadyExists(created.status())) continue;  // lost a race: look again
     if (!created.ok()) return created.status();
     wsv1::StartWorkflowExecutionResponse resp;

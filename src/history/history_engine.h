@@ -40,6 +40,7 @@
 #include "history/state_machine.h"
 #include "matching/matching_client.h"
 #include "persistence/stores.h"
+#include "scheduler/schedule_spec.h"
 #include "temporal/api/query/v1/message.pb.h"
 
 namespace almanac::history {
@@ -132,6 +133,20 @@ class HistoryEngine final : public HistoryClient {
                        const wsv1::StartWorkflowExecutionRequest& start,
                        const wsv1::UpdateWorkflowExecutionRequest& update, absl::Time deadline,
                        UpdateWithStartCallback done) override;
+
+  // Schedules (schedules.cc). The frontend validates and canonicalizes what it passes.
+  absl::Status CreateSchedule(v1::ScheduleRecord record,
+                              const temporal::api::schedule::v1::SchedulePatch* initial_patch) override;
+  absl::StatusOr<v1::ScheduleRecord> DescribeSchedule(const std::string& namespace_id,
+                                                      const std::string& schedule_id) override;
+  absl::Status UpdateSchedule(const std::string& namespace_id, const std::string& schedule_id,
+                              const temporal::api::schedule::v1::Schedule& schedule,
+                              const temporal::api::common::v1::SearchAttributes* search_attributes,
+                              int64_t conflict_token) override;
+  absl::Status PatchSchedule(const std::string& namespace_id, const std::string& schedule_id,
+                             const temporal::api::schedule::v1::SchedulePatch& patch) override;
+  absl::Status DeleteSchedule(const std::string& namespace_id,
+                              const std::string& schedule_id) override;
 
   int32_t ShardOf(const std::string& namespace_id, const std::string& workflow_id) const;
   // The context of an owned shard, for tests and benchmarks. Valid between Start and Stop.
@@ -286,14 +301,16 @@ class HistoryEngine final : public HistoryClient {
       const wsv1::StartWorkflowExecutionRequest& request, const std::string& run_id,
       const std::string& previous_run_id,
       const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr,
-      const ParentInfo* parent = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+      const ParentInfo* parent = nullptr, const std::string& scheduled_by = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Starts a run under the id policies, with the workflow id's lock held; `signal` becomes
   // its first event after WorkflowExecutionStarted; `parent` makes it a child.
   absl::StatusOr<wsv1::StartWorkflowExecutionResponse> StartLocked(
       WorkflowContext* ctx, const std::string& namespace_id,
       const wsv1::StartWorkflowExecutionRequest& request,
       const temporal::api::history::v1::WorkflowExecutionSignaledEventAttributes* signal,
-      const ParentInfo* parent = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
+      const ParentInfo* parent = nullptr, const std::string& scheduled_by = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(ctx->mu);
   // Terminates a run (empty run id: the current one). A non-empty `first_run_id` requires
   // the run to belong to the chain that run started; `parent` requires it to be that run's
   // child.
@@ -407,6 +424,40 @@ class HistoryEngine final : public HistoryClient {
   // Drops a long poll whose deadline passed from its run's context.
   void RemoveWaiter(const std::string& namespace_id, const std::string& workflow_id,
                     const std::string& run_id, const std::shared_ptr<Waiter>& waiter);
+
+  // Schedules (schedules.cc).
+  // How a run a schedule started ended: its status and close event.
+  struct ScheduledRunEnd {
+    temporal::api::enums::v1::WorkflowExecutionStatus status =
+        temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_UNSPECIFIED;
+    HistoryEvent close_event;
+  };
+  static v1::MutableState ScheduleVisibility(const v1::ScheduleRecord& record,
+                                             const scheduler::CompiledSpec* spec);
+  // Writes the record (and its next wake-up and visibility row, unless deleting).
+  absl::Status CommitSchedule(ShardContext& shard, v1::ScheduleRecord* record,
+                              persistence::ScheduleMutation::Kind kind, absl::Time now,
+                              bool retry_soon = false);
+  absl::StatusOr<v1::ScheduleRecord> ReadSchedule(ShardContext& shard,
+                                                  const std::string& namespace_id,
+                                                  const std::string& schedule_id);
+  // Runs `fn` on the schedule under its lock, then (with `step`) takes what is due, and
+  // commits.
+  absl::Status MutateSchedule(const std::string& namespace_id, const std::string& schedule_id,
+                              const std::function<absl::Status(v1::ScheduleRecord*, absl::Time)>& fn,
+                              bool step);
+  // Takes the actions due: buffers them, resolves the buffer and starts, cancels or
+  // terminates workflows. Sets *retry_soon when a start failed for a passing reason.
+  void StepSchedule(v1::ScheduleRecord* record, absl::Time now, bool* retry_soon);
+  // nullopt while the chain that `first_run_id` started is running (or its state is unknown).
+  std::optional<ScheduledRunEnd> ScheduledRunEndOf(const std::string& namespace_id,
+                                                   const std::string& workflow_id,
+                                                   const std::string& first_run_id);
+  static void RecordScheduledRunEnd(v1::ScheduleRecord* record, const std::string& workflow_id,
+                                    const ScheduledRunEnd& end);
+  absl::Status ProcessScheduleWake(const v1::TimerTask& task);
+  // A run a schedule started closed at the end of its chain (its close transfer task).
+  absl::Status ProcessScheduledRunClosed(const v1::RunKey& run, const std::string& schedule_id);
 
   // Queue processors (queues.cc).
   void DispatchTransfer(v1::TransferTask task);

@@ -192,6 +192,9 @@ void HistoryEngine::ProcessTransfer(const v1::TransferTask& task) {
     case v1::TransferTask::KIND_CLOSE_EXECUTION:
       st = ProcessChildClosed(task);  // written only for runs with a parent
       break;
+    case v1::TransferTask::KIND_SCHEDULE_RUN_CLOSED:
+      st = ProcessScheduledRunClosed(task.run(), task.schedule_id());
+      break;
     case v1::TransferTask::KIND_PARENT_CLOSE_POLICY:
       st = ApplyParentClosePolicy(task.run(), task.child());
       break;
@@ -220,6 +223,9 @@ void HistoryEngine::ProcessTimer(const v1::TimerTask& task) {
   const absl::Time now = clock_->Now();
   absl::Status st;
   switch (task.kind()) {
+    case v1::TimerTask::KIND_SCHEDULE_WAKE:
+      st = ProcessScheduleWake(task);
+      break;
     case v1::TimerTask::KIND_USER_TIMER:
       st = UpdateRun(task.run(), [&](v1::MutableState* ms, Effects* fx, bool* write) {
         FireUserTimer(task, now, ms, fx);

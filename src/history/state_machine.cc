@@ -138,12 +138,20 @@ void Close(enums::WorkflowExecutionStatus status, absl::Time now, v1::MutableSta
   ms->clear_signals_requested();
   ms->clear_cancels_requested();
   ms->clear_sticky();
-  // A child tells its parent how it closed (BuildSuccessorRun takes this back when the
-  // chain goes on). Runs without a parent write no close task: it would be a certain no-op.
+  // A child tells its parent how it closed, and a schedule's run its schedule
+  // (BuildSuccessorRun takes this back when the chain goes on). Other runs write no close
+  // task: it would be a certain no-op.
   if (!info->parent_workflow_id().empty()) {
     v1::TransferTask t;
     t.set_kind(v1::TransferTask::KIND_CLOSE_EXECUTION);
     *t.mutable_run() = RunOf(*ms);
+    fx->transfer_tasks.push_back(std::move(t));
+  }
+  if (!info->scheduled_by().empty()) {
+    v1::TransferTask t;
+    t.set_kind(v1::TransferTask::KIND_SCHEDULE_RUN_CLOSED);
+    *t.mutable_run() = RunOf(*ms);
+    t.set_schedule_id(info->scheduled_by());
     fx->transfer_tasks.push_back(std::move(t));
   }
   // The run's children get its parent close policy, each from a task of its own.
@@ -651,6 +659,7 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   info->set_status(enums::WORKFLOW_EXECUTION_STATUS_RUNNING);
   info->set_create_request_id(request.request_id());
   info->set_attempt(1);
+  info->set_scheduled_by(params.scheduled_by);
   if (request.has_memo()) *info->mutable_memo() = request.memo();
   if (request.has_search_attributes()) *info->mutable_search_attributes() = request.search_attributes();
   if (request.has_retry_policy()) *info->mutable_retry_policy() = request.retry_policy();
@@ -688,6 +697,10 @@ void StartWorkflow(const api::workflowservice::v1::StartWorkflowExecutionRequest
   if (request.has_header()) *a->mutable_header() = request.header();
   if (request.has_memo()) *a->mutable_memo() = request.memo();
   if (request.has_search_attributes()) *a->mutable_search_attributes() = request.search_attributes();
+  if (request.has_last_completion_result()) {
+    *a->mutable_last_completion_result() = request.last_completion_result();
+  }
+  if (request.has_continued_failure()) *a->mutable_continued_failure() = request.continued_failure();
   if (exec_timeout > absl::ZeroDuration()) {
     *a->mutable_workflow_execution_expiration_time() = ToProto(params.now + exec_timeout);
   }

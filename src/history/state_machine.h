@@ -102,6 +102,7 @@ struct ParentInfo {
 
 struct StartParams {
   std::string namespace_id;
+  std::string scheduled_by;  // a schedule's action: the schedule's id
   std::string run_id;
   std::string first_execution_run_id;  // empty: this run starts the chain
   absl::Time now;

@@ -193,14 +193,17 @@ void BuildSuccessorRun(const SuccessorSpec& spec, const ChainContext& chain, abs
   info->set_parent_workflow_id(old.parent_workflow_id());
   info->set_parent_run_id(old.parent_run_id());
   info->set_parent_initiated_event_id(old.parent_initiated_event_id());
+  // A schedule's run goes on as the same action of the schedule.
+  info->set_scheduled_by(old.scheduled_by());
   // A run with no parent is its own root; a child's successor stays in its parent's tree.
   const bool child = !old.parent_workflow_id().empty();
   info->set_root_workflow_id(child ? old.root_workflow_id() : old.workflow_id());
   info->set_root_run_id(child ? old.root_run_id() : chain.next_run_id);
-  // The chain goes on: the parent hears of it only when its last run closes.
+  // The chain goes on: the parent (or schedule) hears of it only when its last run closes.
   const v1::RunKey closing_run = RunOf(*ms);
   std::erase_if(fx->transfer_tasks, [&](const v1::TransferTask& t) {
-    return t.kind() == v1::TransferTask::KIND_CLOSE_EXECUTION &&
+    return (t.kind() == v1::TransferTask::KIND_CLOSE_EXECUTION ||
+            t.kind() == v1::TransferTask::KIND_SCHEDULE_RUN_CLOSED) &&
            t.run().run_id() == closing_run.run_id();
   });
 

@@ -204,6 +204,29 @@ const std::vector<std::vector<std::string>>& Migrations() {
           R"(CREATE INDEX visibility_sa_by_double ON visibility_search_attributes
                (namespace_id, name, double_value))",
       },
+      // Version 6: schedules. One row per schedule, owned by a history shard (its record:
+      // ScheduleRecord). Visibility gains TemporalNamespaceDivision as a column (schedules'
+      // rows carry "TemporalScheduler"; workflow lists leave them out by default), moved
+      // out of the search attribute index.
+      {
+          R"(CREATE TABLE schedules (
+               shard_id INTEGER NOT NULL,
+               namespace_id TEXT NOT NULL,
+               schedule_id TEXT NOT NULL,
+               db_version BIGINT NOT NULL,
+               state BLOB NOT NULL,
+               PRIMARY KEY (shard_id, namespace_id, schedule_id)))",
+          R"(ALTER TABLE visibility ADD COLUMN namespace_division TEXT)",
+          R"(UPDATE visibility SET namespace_division = (
+               SELECT sa.text_value FROM visibility_search_attributes sa
+               WHERE sa.namespace_id = visibility.namespace_id AND sa.run_id = visibility.run_id
+                 AND sa.name = 'TemporalNamespaceDivision')
+             WHERE EXISTS (
+               SELECT 1 FROM visibility_search_attributes sa
+               WHERE sa.namespace_id = visibility.namespace_id AND sa.run_id = visibility.run_id
+                 AND sa.name = 'TemporalNamespaceDivision'))",
+          R"(DELETE FROM visibility_search_attributes WHERE name = 'TemporalNamespaceDivision')",
+      },
   };
   return *migrations;
 }

@@ -424,6 +424,7 @@ std::vector<SearchAttributeIndexRow> SearchAttributeIndexRows(
   for (const auto& [name, payload] : attributes.indexed_fields()) {
     const IndexedValueType type = SearchAttributeTypeOf(payload);
     if (type == enums::INDEXED_VALUE_TYPE_UNSPECIFIED) continue;
+    if (name == "TemporalNamespaceDivision") continue;  // a column of the visibility row
     auto value = DecodeSearchAttributeValue(payload, type);
     if (!value.ok() || value->unset) continue;
     switch (type) {
@@ -566,7 +567,7 @@ absl::Status ValidateSearchAttributes(const SearchAttributeSchema& schema,
   }
   for (const std::string& name : names) {
     const BuiltinSearchAttribute* builtin = Builtin(name);
-    if (builtin != nullptr && (!builtin->column.empty() || !PredefinedSettable(name))) {
+    if (builtin != nullptr && !PredefinedSettable(name)) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " attribute can't be set in SearchAttributes"));
     }

@@ -258,6 +258,34 @@ class VisibilityStore {
                                           const CompiledVisibilityQuery& query) = 0;
 };
 
+// Schedules: one record per schedule, owned by a history shard, written with the shard's
+// timer tasks (its wake-ups) and its visibility row in one transaction.
+struct ScheduleMutation {
+  int32_t shard_id = 0;
+  int64_t range_id = 0;  // the shard lease the writer holds; a newer one fails the write
+  enum class Kind { kCreate, kUpdate, kDelete };
+  Kind kind = Kind::kUpdate;
+  // The record to write; record->db_version is the version written. For kDelete, the record
+  // being deleted (its keys and run id).
+  const v1::ScheduleRecord* record = nullptr;
+  int64_t expected_db_version = 0;  // kUpdate and kDelete: the version read
+  std::vector<v1::TimerTask> timer_tasks;
+  // kCreate and kUpdate: the schedule's visibility row, written as a run's (null: unchanged).
+  const v1::MutableState* visibility = nullptr;
+};
+
+class ScheduleStore {
+ public:
+  virtual ~ScheduleStore() = default;
+  // Applies a mutation atomically. Fails, writing nothing, with kFailedPrecondition when the
+  // shard's range_id moved on; kAlreadyExists when creating a schedule whose id exists;
+  // kAborted when the stored db_version is not the expected one (or the row is gone).
+  virtual absl::Status Apply(const ScheduleMutation& mutation) = 0;
+  // kNotFound when absent.
+  virtual absl::StatusOr<v1::ScheduleRecord> Get(int32_t shard_id, const std::string& namespace_id,
+                                                 const std::string& schedule_id) = 0;
+};
+
 // All the stores over one database.
 struct Stores {
   std::unique_ptr<SqlDriver> driver;
@@ -267,6 +295,7 @@ struct Stores {
   std::unique_ptr<ExecutionStore> executions;
   std::unique_ptr<TaskQueueStore> task_queues;
   std::unique_ptr<VisibilityStore> visibility;
+  std::unique_ptr<ScheduleStore> schedules;
 };
 
 // Builds the SQL stores over `driver` (which they then own). The schema must be current.

@@ -2185,6 +2185,11 @@ class Compiler {
     if (absl::Status st = GroupBy(query, &out); !st.ok()) return st;
     if (absl::Status st = OrderBy(query, &out); !st.ok()) return st;
     if (!deferred_.empty()) return Refusal(deferred_);
+    // Runs of a namespace division (a schedule's row) are listed only when asked for.
+    if (options_.default_division && !names_division_) {
+      out.where = out.where.empty() ? "namespace_division IS NULL"
+                                    : absl::StrCat("namespace_division IS NULL AND ", out.where);
+    }
     out.params = std::move(params_);
     return out;
   }
@@ -2451,6 +2456,7 @@ class Compiler {
   absl::StatusOr<Sql> Condition(const QueryNode& node, bool negate) {
     absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, node.attribute);
     if (!a.ok()) return a.status();
+    if (a->name == "TemporalNamespaceDivision") names_division_ = true;
     const bool range = node.op == QueryOp::kBetween || node.op == QueryOp::kNotBetween;
     if (range && !OperatorAllowed(a->type, node.op)) {
       return QueryError(kInvalidExpression, "cannot do range condition on search attribute '",
@@ -2626,6 +2632,7 @@ class Compiler {
   const SearchAttributeSchema& schema_;
   const VisibilityQueryOptions& options_;
   std::vector<SqlValue> params_;
+  bool names_division_ = false;  // a condition names TemporalNamespaceDivision
   int exists_count_ = 0;
   std::string deferred_;  // the first condition's deferred refusal
 };
@@ -2729,7 +2736,7 @@ const std::vector<BuiltinSearchAttribute>& BuiltinSearchAttributes() {
       {"TemporalScheduledStartTime", INDEXED_VALUE_TYPE_DATETIME, "", true},
       {"TemporalScheduledById", INDEXED_VALUE_TYPE_KEYWORD, "", true},
       {"TemporalSchedulePaused", INDEXED_VALUE_TYPE_BOOL, "", true},
-      {"TemporalNamespaceDivision", INDEXED_VALUE_TYPE_KEYWORD, "", true},
+      {"TemporalNamespaceDivision", INDEXED_VALUE_TYPE_KEYWORD, "namespace_division", true},
       {"TemporalPauseInfo", INDEXED_VALUE_TYPE_KEYWORD_LIST, "", true},
       {"TemporalReportedProblems", INDEXED_VALUE_TYPE_KEYWORD_LIST, "", true},
       {"TemporalWorkerDeploymentVersion", INDEXED_VALUE_TYPE_KEYWORD, "", true},

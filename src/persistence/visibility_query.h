@@ -79,6 +79,7 @@
 //     parent_run_id           TEXT NULL
 //     root_workflow_id        TEXT NULL
 //     root_run_id             TEXT NULL
+//     namespace_division      TEXT NULL     TemporalNamespaceDivision (schedules' rows)
 //
 //   visibility_search_attributes, the index of every other attribute: the namespace's custom
 //   ones and Temporal's predefined ones (BuildIds, TemporalChangeVersion,
@@ -335,6 +336,10 @@ struct VisibilityQueryOptions {
   // clause", once its terms are checked: an unknown attribute or a Text one is refused as
   // such first); Elasticsearch visibility allows it. False gives the SQL behaviour.
   bool allow_order_by = true;
+  // Temporal's default for workflow lists and counts: a query that names no
+  // TemporalNamespaceDivision matches only runs without one (so schedules, whose rows carry
+  // the division "TemporalScheduler", stay out of workflow lists).
+  bool default_division = false;
 };
 
 // One key of the result's order. The keys order runs totally: run_id, unique in a namespace,

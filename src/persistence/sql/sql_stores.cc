@@ -926,6 +926,91 @@ class SqlTaskQueueStore final : public TaskQueueStore {
   SqlDriver* driver_;
 };
 
+class SqlScheduleStore final : public ScheduleStore {
+ public:
+  explicit SqlScheduleStore(SqlDriver* driver) : driver_(driver) {}
+
+  absl::Status Apply(const ScheduleMutation& m) override {
+    const v1::ScheduleRecord& record = *m.record;
+    const SqlValue shard = Int(m.shard_id);
+    const SqlValue ns = Text(record.namespace_id());
+    const SqlValue id = Text(record.schedule_id());
+    return InTransaction(driver_, [&](SqlConnection& conn) -> absl::Status {
+      absl::Status st = FenceShard(driver_, conn, m.shard_id, m.range_id);
+      if (!st.ok()) return st;
+      SqlRows rows;
+      switch (m.kind) {
+        case ScheduleMutation::Kind::kCreate:
+          st = conn.Exec("SELECT 1 FROM schedules WHERE shard_id = $1 AND namespace_id = $2 AND "
+                         "schedule_id = $3",
+                         {shard, ns, id}, &rows);
+          if (!st.ok()) return st;
+          if (!rows.rows.empty()) {
+            return absl::AlreadyExistsError(
+                absl::StrCat("schedule ", record.schedule_id(), " exists"));
+          }
+          st = conn.Exec(
+              "INSERT INTO schedules (shard_id, namespace_id, schedule_id, db_version, state) "
+              "VALUES ($1, $2, $3, $4, $5)",
+              {shard, ns, id, Int(record.db_version()), Bytes(record)}, nullptr);
+          break;
+        case ScheduleMutation::Kind::kUpdate:
+          st = conn.Exec(
+              "UPDATE schedules SET db_version = $1, state = $2 WHERE shard_id = $3 AND "
+              "namespace_id = $4 AND schedule_id = $5 AND db_version = $6",
+              {Int(record.db_version()), Bytes(record), shard, ns, id,
+               Int(m.expected_db_version)},
+              &rows);
+          if (st.ok() && rows.rows_affected != 1) {
+            return absl::AbortedError("schedule changed underneath (stale db_version)");
+          }
+          break;
+        case ScheduleMutation::Kind::kDelete:
+          st = conn.Exec(
+              "DELETE FROM schedules WHERE shard_id = $1 AND namespace_id = $2 AND "
+              "schedule_id = $3 AND db_version = $4",
+              {shard, ns, id, Int(m.expected_db_version)}, &rows);
+          if (st.ok() && rows.rows_affected != 1) {
+            return absl::AbortedError("schedule changed underneath (stale db_version)");
+          }
+          if (st.ok()) st = DeleteVisibility(conn, record.namespace_id(), record.run_id());
+          break;
+      }
+      if (!st.ok()) return st;
+      for (const v1::TimerTask& t : m.timer_tasks) {
+        st = conn.Exec(
+            "INSERT INTO timer_tasks (shard_id, visibility_time, task_id, data) "
+            "VALUES ($1, $2, $3, $4)",
+            {Int(t.shard_id()), Int(SqlExecutionStore::Micros(t.visibility_time())),
+             Int(t.task_id()), Bytes(t)},
+            nullptr);
+        if (!st.ok()) return st;
+      }
+      if (m.visibility != nullptr && m.kind != ScheduleMutation::Kind::kDelete) {
+        st = WriteVisibility(conn, driver_->dialect(), *m.visibility,
+                             m.kind == ScheduleMutation::Kind::kCreate);
+        if (!st.ok()) return st;
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  absl::StatusOr<v1::ScheduleRecord> Get(int32_t shard_id, const std::string& namespace_id,
+                                         const std::string& schedule_id) override {
+    SqlRows rows;
+    absl::Status st = Query(driver_,
+                            "SELECT state FROM schedules WHERE shard_id = $1 AND namespace_id = $2 "
+                            "AND schedule_id = $3",
+                            {Int(shard_id), Text(namespace_id), Text(schedule_id)}, &rows);
+    if (!st.ok()) return st;
+    if (rows.rows.empty()) return absl::NotFoundError("schedule not found");
+    return ParseRecord<v1::ScheduleRecord>(rows.rows[0][0], "schedule");
+  }
+
+ private:
+  SqlDriver* driver_;
+};
+
 }  // namespace
 
 std::unique_ptr<Stores> NewSqlStores(std::unique_ptr<SqlDriver> driver) {
@@ -938,6 +1023,7 @@ std::unique_ptr<Stores> NewSqlStores(std::unique_ptr<SqlDriver> driver) {
   stores->executions = std::make_unique<SqlExecutionStore>(d);
   stores->task_queues = std::make_unique<SqlTaskQueueStore>(d);
   stores->visibility = NewSqlVisibilityStore(d);
+  stores->schedules = std::make_unique<SqlScheduleStore>(d);
   return stores;
 }
 

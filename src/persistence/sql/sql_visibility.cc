@@ -256,29 +256,36 @@ absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::Mut
   SqlValue memo = std::monostate{};
   if (info.has_memo() && info.memo().fields_size() > 0) memo = Blob{info.memo().SerializeAsString()};
   SqlValue attributes = std::monostate{};
+  SqlValue division = std::monostate{};
   if (info.has_search_attributes() && info.search_attributes().indexed_fields_size() > 0) {
     attributes = Blob{ListedAttributes(info.search_attributes()).SerializeAsString()};
+    auto it = info.search_attributes().indexed_fields().find("TemporalNamespaceDivision");
+    if (it != info.search_attributes().indexed_fields().end()) {
+      auto value = DecodeSearchAttributeValue(it->second, enums::INDEXED_VALUE_TYPE_KEYWORD);
+      if (value.ok() && !value->unset && !value->strings.empty()) division = value->strings[0];
+    }
   }
   absl::Status st = conn.Exec(
       "INSERT INTO visibility (namespace_id, run_id, workflow_id, workflow_type, task_queue, "
       "status, start_time, execution_time, close_time, history_length, execution_duration, "
       "state_transition_count, history_size_bytes, parent_workflow_id, parent_run_id, "
-      "root_workflow_id, root_run_id, memo, search_attributes) VALUES ($1, $2, $3, $4, $5, $6, "
-      "$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) "
+      "root_workflow_id, root_run_id, memo, search_attributes, namespace_division) VALUES ($1, "
+      "$2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) "
       "ON CONFLICT (namespace_id, run_id) DO UPDATE SET status = excluded.status, "
       "execution_time = excluded.execution_time, close_time = excluded.close_time, "
       "history_length = excluded.history_length, "
       "execution_duration = excluded.execution_duration, "
       "state_transition_count = excluded.state_transition_count, "
       "history_size_bytes = excluded.history_size_bytes, memo = excluded.memo, "
-      "search_attributes = excluded.search_attributes",
+      "search_attributes = excluded.search_attributes, "
+      "namespace_division = excluded.namespace_division",
       {info.namespace_id(), info.run_id(), info.workflow_id(), info.workflow_type(),
        info.task_queue(), int64_t{info.status()}, Micros(info.start_time()),
        Micros(info.execution_time()), close, history_length, duration, transitions,
        history_size,
        has_parent ? TextOrNull(info.parent_workflow_id()) : SqlValue(std::monostate{}),
        has_parent ? TextOrNull(info.parent_run_id()) : SqlValue(std::monostate{}),
-       TextOrNull(root_wid), TextOrNull(root_rid), memo, attributes},
+       TextOrNull(root_wid), TextOrNull(root_rid), memo, attributes, division},
       nullptr);
   if (!st.ok()) return st;
 
@@ -303,6 +310,16 @@ absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::Mut
     if (!st.ok()) return st;
   }
   return absl::OkStatus();
+}
+
+absl::Status DeleteVisibility(SqlConnection& conn, const std::string& namespace_id,
+                              const std::string& run_id) {
+  absl::Status st = conn.Exec("DELETE FROM visibility WHERE namespace_id = $1 AND run_id = $2",
+                              {namespace_id, run_id}, nullptr);
+  if (!st.ok()) return st;
+  return conn.Exec(
+      "DELETE FROM visibility_search_attributes WHERE namespace_id = $1 AND run_id = $2",
+      {namespace_id, run_id}, nullptr);
 }
 
 std::unique_ptr<VisibilityStore> NewSqlVisibilityStore(SqlDriver* driver) {

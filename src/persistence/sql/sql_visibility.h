@@ -18,6 +18,10 @@ namespace almanac::persistence {
 absl::Status WriteVisibility(SqlConnection& conn, Dialect dialect, const v1::MutableState& state,
                              bool created);
 
+// Deletes a row and its index rows (a deleted schedule's), inside the caller's transaction.
+absl::Status DeleteVisibility(SqlConnection& conn, const std::string& namespace_id,
+                              const std::string& run_id);
+
 std::unique_ptr<VisibilityStore> NewSqlVisibilityStore(SqlDriver* driver);
 
 }  // namespace almanac::persistence
