@@ -102,7 +102,6 @@ struct ParentInfo {
 
 struct StartParams {
   std::string namespace_id;
-  std::string scheduled_by;  // a schedule's action: the schedule's id
   std::string run_id;
   std::string first_execution_run_id;  // empty: this run starts the chain
   absl::Time now;
@@ -110,6 +109,8 @@ struct StartParams {
   const api::history::v1::WorkflowExecutionSignaledEventAttributes* signal = nullptr;
   // A child workflow: its parent.
   const ParentInfo* parent = nullptr;
+  // A schedule's action: the schedule's id.
+  std::string scheduled_by;
 };
 
 // Builds a new run's state from a start request and schedules its first workflow task.

@@ -296,6 +296,94 @@ TEST_P(StoreConformanceTest, TimerTasksComeBackInTimeOrderWithinAWindow) {
   EXPECT_EQ(reloaded->timer_ack_level.time_micros, ToMicros(base + absl::Seconds(2)));
 }
 
+// A schedule's record is written with its wake-up timer and its visibility row, conditioned
+// on its version, fenced by the shard; deleting it removes its visibility row.
+TEST_P(StoreConformanceTest, SchedulesAreVersionedFencedAndListed) {
+  auto lease = stores_->shards->AcquireShard(3, "node-a");
+  ASSERT_TRUE(lease.ok());
+  v1::ScheduleRecord r;
+  r.set_namespace_id("ns");
+  r.set_schedule_id("sched-1");
+  r.set_run_id("sched-run");
+  r.set_db_version(1);
+  v1::MutableState row;
+  auto* info = row.mutable_execution();
+  info->set_namespace_id("ns");
+  info->set_workflow_id("temporal-sys-scheduler:sched-1");
+  info->set_run_id("sched-run");
+  info->set_workflow_type("temporal-sys-scheduler-workflow");
+  info->set_task_queue("temporal-sys-per-ns-tq");
+  info->set_status(temporal::api::enums::v1::WORKFLOW_EXECUTION_STATUS_RUNNING);
+  auto& division = (*info->mutable_search_attributes()->mutable_indexed_fields())["TemporalNamespaceDivision"];
+  (*division.mutable_metadata())["encoding"] = "json/plain";
+  (*division.mutable_metadata())["type"] = "Keyword";
+  division.set_data("\"TemporalScheduler\"");
+  ScheduleMutation m;
+  m.shard_id = 3;
+  m.range_id = lease->range_id;
+  m.kind = ScheduleMutation::Kind::kCreate;
+  m.record = &r;
+  m.visibility = &row;
+  v1::TimerTask wake;
+  wake.set_shard_id(3);
+  wake.set_task_id(7);
+  wake.set_kind(v1::TimerTask::KIND_SCHEDULE_WAKE);
+  wake.mutable_visibility_time()->set_seconds(2000000000);
+  m.timer_tasks.push_back(wake);
+  ASSERT_TRUE(stores_->schedules->Apply(m).ok());
+  EXPECT_TRUE(absl::IsAlreadyExists(stores_->schedules->Apply(m)));
+  auto timers = stores_->executions->ListTimerTasks(3, absl::UnixEpoch(), 0,
+                                                    absl::FromUnixSeconds(2000000001), 10);
+  ASSERT_TRUE(timers.ok());
+  ASSERT_EQ(timers->size(), 1u);
+  EXPECT_EQ((*timers)[0].kind(), v1::TimerTask::KIND_SCHEDULE_WAKE);
+
+  // The division is a column: the default workflow filter leaves the row out.
+  VisibilityQueryOptions options;
+  options.dialect = stores_->visibility->dialect();
+  options.first_placeholder = VisibilityStore::kFirstQueryPlaceholder;
+  options.default_division = true;
+  auto workflows = CompileVisibilityQuery("", SearchAttributeSchema{}, options);
+  ASSERT_TRUE(workflows.ok());
+  auto count = stores_->visibility->CountRuns("ns", *workflows);
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->count, 0);
+  auto schedules = CompileVisibilityQuery("TemporalNamespaceDivision = 'TemporalScheduler'",
+                                          SearchAttributeSchema{}, options);
+  ASSERT_TRUE(schedules.ok());
+  count = stores_->visibility->CountRuns("ns", *schedules);
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->count, 1);
+
+  v1::ScheduleRecord next = r;
+  next.set_db_version(2);
+  next.set_conflict_token(5);
+  m.kind = ScheduleMutation::Kind::kUpdate;
+  m.record = &next;
+  m.expected_db_version = 1;
+  m.timer_tasks.clear();
+  ASSERT_TRUE(stores_->schedules->Apply(m).ok());
+  EXPECT_TRUE(absl::IsAborted(stores_->schedules->Apply(m)));  // version 1 is gone
+  auto read = stores_->schedules->Get(3, "ns", "sched-1");
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->conflict_token(), 5);
+  EXPECT_TRUE(absl::IsNotFound(stores_->schedules->Get(3, "ns", "other").status()));
+
+  auto thief = stores_->shards->AcquireShard(3, "node-b");
+  ASSERT_TRUE(thief.ok());
+  m.expected_db_version = 2;
+  next.set_db_version(3);
+  EXPECT_TRUE(absl::IsFailedPrecondition(stores_->schedules->Apply(m)));  // fenced
+  m.range_id = thief->range_id;
+  m.kind = ScheduleMutation::Kind::kDelete;
+  m.record = &read.value();
+  ASSERT_TRUE(stores_->schedules->Apply(m).ok());
+  EXPECT_TRUE(absl::IsNotFound(stores_->schedules->Get(3, "ns", "sched-1").status()));
+  count = stores_->visibility->CountRuns("ns", *schedules);
+  ASSERT_TRUE(count.ok());
+  EXPECT_EQ(count->count, 0);
+}
+
 TEST_P(StoreConformanceTest, TaskQueueBacklogIsOrderedAndFencedByItsLease) {
   TaskQueueKey q{"ns", "tq", TaskQueueKind::kActivity};
   auto lease = stores_->task_queues->LeaseQueue(q);

@@ -1201,6 +1201,23 @@ TEST(VisibilityQueryCompileErrorTest, GroupBy) {
             "search attribute TemporalNamespaceDivision");
 }
 
+// Workflow lists leave rows with a namespace division (schedules') out unless the query
+// names TemporalNamespaceDivision.
+TEST(VisibilityQueryCompileTest, DefaultNamespaceDivision) {
+  VisibilityQueryOptions options = AsFrontend();
+  options.default_division = true;
+  auto q = CompileVisibilityQuery("", TestSchema(), options);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->where, "namespace_division IS NULL");
+  q = CompileVisibilityQuery("WorkflowId = 'a' OR WorkflowId = 'b'", TestSchema(), options);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->where, "namespace_division IS NULL AND (workflow_id = $1 OR workflow_id = $2)");
+  q = CompileVisibilityQuery("TemporalNamespaceDivision = 'TemporalScheduler'", TestSchema(),
+                             options);
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ(q->where, "namespace_division = $1");
+}
+
 // With ORDER BY allowed (Elasticsearch's behaviour), a KeywordList cannot order either.
 TEST(VisibilityQueryCompileErrorTest, OrderByWhenAllowed) {
   absl::StatusOr<CompiledVisibilityQuery> q =
@@ -1417,7 +1434,8 @@ TEST(VisibilityQueryResolveTest, EveryBuiltinHasAKnownShape) {
   }
   EXPECT_EQ(absl::StrJoin(nullable_columns, " "),
             "CloseTime ExecutionDuration HistoryLength HistorySizeBytes ParentRunId "
-            "ParentWorkflowId RootRunId RootWorkflowId StateTransitionCount");
+            "ParentWorkflowId RootRunId RootWorkflowId StateTransitionCount "
+            "TemporalNamespaceDivision");
 }
 
 TEST(VisibilityQueryTokenizeTest, Text) {
@@ -1457,6 +1475,7 @@ std::vector<std::string> VisibilityDdl(Dialect dialect) {
            history_length BIGINT, execution_duration BIGINT,
            state_transition_count BIGINT, history_size_bytes BIGINT,
            parent_workflow_id TEXT, parent_run_id TEXT, root_workflow_id TEXT, root_run_id TEXT,
+           namespace_division TEXT,
            PRIMARY KEY (namespace_id, run_id)))",
       absl::StrCat(R"(CREATE TABLE visibility_search_attributes (
            namespace_id TEXT NOT NULL, run_id TEXT NOT NULL, name TEXT NOT NULL,
