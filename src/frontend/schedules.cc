@@ -264,6 +264,7 @@ absl::Status ScheduleCalls::List(const ws::ListSchedulesRequest& req,
   options.kind = persistence::VisibilityQueryKind::kList;
   options.first_placeholder = persistence::VisibilityStore::kFirstQueryPlaceholder;
   options.allow_order_by = false;
+  options.schedule_id_prefix = scheduler::kScheduleWorkflowIdPrefix;
   auto compiled =
       persistence::CompileVisibilityQuery(req.query(), SearchAttributeSchemaOf(*ns), options);
   if (!compiled.ok()) return compiled.status();
@@ -302,6 +303,7 @@ absl::Status ScheduleCalls::Count(const ws::CountSchedulesRequest& req,
   options.kind = persistence::VisibilityQueryKind::kCount;
   options.first_placeholder = persistence::VisibilityStore::kFirstQueryPlaceholder;
   options.allow_order_by = false;
+  options.schedule_id_prefix = scheduler::kScheduleWorkflowIdPrefix;
   auto compiled =
       persistence::CompileVisibilityQuery(req.query(), SearchAttributeSchemaOf(*ns), options);
   if (!compiled.ok()) return compiled.status();

@@ -2453,7 +2453,20 @@ class Compiler {
 
   // A condition, checked in Temporal's order: the attribute, a range's type, IS's operator, the
   // values, the operator; then compiled (NOT, when negate, pushed into it).
-  absl::StatusOr<Sql> Condition(const QueryNode& node, bool negate) {
+  absl::StatusOr<Sql> Condition(const QueryNode& given, bool negate) {
+    // ListSchedules: ScheduleId names a schedule's row, whose workflow id is the schedule id
+    // behind a prefix, as Temporal rewrites it.
+    std::optional<QueryNode> rewritten;
+    if (!options_.schedule_id_prefix.empty() &&
+        (given.attribute == "ScheduleId" || given.attribute == "TemporalScheduleId")) {
+      rewritten = given;
+      for (QueryLiteral& v : rewritten->values) {
+        if (auto* text = std::get_if<std::string>(&v)) {
+          *text = absl::StrCat(options_.schedule_id_prefix, *text);
+        }
+      }
+    }
+    const QueryNode& node = rewritten.has_value() ? *rewritten : given;
     absl::StatusOr<ResolvedSearchAttribute> a = ResolveSearchAttribute(schema_, node.attribute);
     if (!a.ok()) return a.status();
     if (a->name == "TemporalNamespaceDivision") names_division_ = true;

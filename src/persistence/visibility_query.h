@@ -340,6 +340,9 @@ struct VisibilityQueryOptions {
   // TemporalNamespaceDivision matches only runs without one (so schedules, whose rows carry
   // the division "TemporalScheduler", stay out of workflow lists).
   bool default_division = false;
+  // ListSchedules: ScheduleId's text values get this prefix (the schedule rows' workflow ids
+  // are "temporal-sys-scheduler:<schedule id>"). Empty: ScheduleId is WorkflowId as it is.
+  std::string schedule_id_prefix;
 };
 
 // One key of the result's order. The keys order runs totally: run_id, unique in a namespace,

@@ -1218,6 +1218,16 @@ TEST(VisibilityQueryCompileTest, DefaultNamespaceDivision) {
   EXPECT_EQ(q->where, "namespace_division = $1");
 }
 
+// ListSchedules: ScheduleId compares the schedule rows' workflow ids, behind their prefix.
+TEST(VisibilityQueryCompileTest, ScheduleIdPrefix) {
+  VisibilityQueryOptions options = AsFrontend();
+  options.schedule_id_prefix = "temporal-sys-scheduler:";
+  auto q = CompileVisibilityQuery("ScheduleId STARTS_WITH 'nightly'", TestSchema(), options);
+  ASSERT_TRUE(q.ok()) << q.status();
+  ASSERT_EQ(q->params.size(), 1u);
+  EXPECT_EQ(std::get<std::string>(q->params[0]), "temporal-sys-scheduler:nightly*");
+}
+
 // With ORDER BY allowed (Elasticsearch's behaviour), a KeywordList cannot order either.
 TEST(VisibilityQueryCompileErrorTest, OrderByWhenAllowed) {
   absl::StatusOr<CompiledVisibilityQuery> q =
