@@ -139,7 +139,8 @@ class HistoryClient {
   // identity), taking an initial patch. kAlreadyExists when the id is taken.
   virtual absl::Status CreateSchedule(
       v1::ScheduleRecord record, const temporal::api::schedule::v1::SchedulePatch* initial_patch) = 0;
-  // The schedule's record. kNotFound ("schedule not found") when there is none.
+  // The schedule's record. kNotFound ("workflow not found for ID:
+  // temporal-sys-scheduler:<id>", as Temporal) when there is none.
   virtual absl::StatusOr<v1::ScheduleRecord> DescribeSchedule(const std::string& namespace_id,
                                                               const std::string& schedule_id) = 0;
   // Replaces the schedule's definition (and, when given, its search attributes). A conflict

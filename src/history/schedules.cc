@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/ids.h"
+#include "common/status_details.h"
 #include "history/history_engine.h"
 #include "history/state_machine_internal.h"
 #include "persistence/search_attributes.h"
@@ -49,7 +50,10 @@ common::Payload JsonPayload(std::string json, absl::string_view type) {
   return p;
 }
 
-absl::Status ScheduleNotFound() { return absl::NotFoundError("schedule not found"); }
+// As Temporal answers for a schedule it has no scheduler workflow for.
+absl::Status ScheduleNotFound(const std::string& schedule_id) {
+  return WorkflowNotFound(absl::StrCat("workflow not found for ID: ", ScheduleKey(schedule_id)));
+}
 
 // Errors after which a start is worth another attempt.
 bool Transient(const absl::Status& st) {
@@ -300,7 +304,7 @@ absl::StatusOr<v1::ScheduleRecord> HistoryEngine::ReadSchedule(ShardContext& sha
                                                                const std::string& schedule_id) {
   if (!shard.owned()) return shard.NotOwnedError();
   auto record = stores_->schedules->Get(shard.id(), namespace_id, schedule_id);
-  if (absl::IsNotFound(record.status())) return ScheduleNotFound();
+  if (absl::IsNotFound(record.status())) return ScheduleNotFound(schedule_id);
   return record;
 }
 
@@ -337,6 +341,9 @@ absl::Status HistoryEngine::UpdateSchedule(const std::string& namespace_id,
       [&](v1::ScheduleRecord* r, absl::Time now) {
         // A stale conflict token makes the update a no-op, as Temporal's scheduler ignores it.
         if (conflict_token != 0 && conflict_token != r->conflict_token()) return absl::OkStatus();
+        // Time up to now is processed under the schedule as it was.
+        auto compiled = scheduler::CompileSpec(r->schedule().spec(), scheduler::JitterSeed(*r));
+        scheduler::BufferDueActions(r, compiled.ok() ? &*compiled : nullptr, now);
         scheduler::ApplyUpdate(r, schedule, search_attributes, now);
         return absl::OkStatus();
       },
