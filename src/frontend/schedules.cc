@@ -174,6 +174,7 @@ absl::Status ScheduleCalls::Describe(const ws::DescribeScheduleRequest& req,
   if (!ns.ok()) return ns.status();
   auto record = history_->DescribeSchedule(ns->info().id(), req.schedule_id());
   if (!record.ok()) return record.status();
+  if (record->deleted()) return WorkflowNotFound("schedule not found");
   auto compiled = scheduler::CompileSpec(record->schedule().spec(), scheduler::JitterSeed(*record));
   *resp->mutable_schedule() = record->schedule();
   CleanSpec(resp->mutable_schedule()->mutable_spec());
@@ -235,6 +236,10 @@ absl::Status ScheduleCalls::MatchingTimes(const ws::ListScheduleMatchingTimesReq
   if (!ns.ok()) return ns.status();
   auto record = history_->DescribeSchedule(ns->info().id(), req.schedule_id());
   if (!record.ok()) return record.status();
+  if (record->deleted()) {
+    // Temporal answers with its query of the closed scheduler workflow's failure.
+    return absl::FailedPreconditionError("Workflow execution closed before WorkflowTaskStarted event");
+  }
   if (!req.has_start_time() || !req.has_end_time()) {
     return absl::InvalidArgumentError("missing or invalid query");
   }

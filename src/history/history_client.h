@@ -153,7 +153,8 @@ class HistoryClient {
   virtual absl::Status PatchSchedule(const std::string& namespace_id,
                                      const std::string& schedule_id,
                                      const temporal::api::schedule::v1::SchedulePatch& patch) = 0;
-  // Deletes the schedule; the workflows it started go on.
+  // Deletes the schedule; the workflows it started go on. The record stays, marked deleted,
+  // for the namespace's retention (DescribeSchedule returns it so), then goes.
   virtual absl::Status DeleteSchedule(const std::string& namespace_id,
                                       const std::string& schedule_id) = 0;
 };

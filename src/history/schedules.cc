@@ -103,7 +103,9 @@ absl::Status HistoryEngine::CommitSchedule(ShardContext& shard, v1::ScheduleReco
   std::vector<v1::TransferTask> no_transfer;
   std::vector<v1::TimerTask> timers;
   if (kind != ScheduleMutation::Kind::kDelete) {
-    std::optional<scheduler::Wake> wake = scheduler::NextWake(*r, spec_ptr, now);
+    std::optional<scheduler::Wake> wake =
+        r->deleted() ? std::optional(scheduler::Wake{FromProto(r->purge_time()), true})
+                     : scheduler::NextWake(*r, spec_ptr, now);
     // Starts that failed for a passing reason are tried again a second from now.
     if (retry_soon && (!wake.has_value() || wake->time > now + absl::Seconds(1))) {
       wake = scheduler::Wake{now + absl::Seconds(1)};
@@ -134,7 +136,9 @@ absl::Status HistoryEngine::CommitSchedule(ShardContext& shard, v1::ScheduleReco
   m.record = r;
   m.expected_db_version = expected;
   m.timer_tasks = timers;
-  if (kind != ScheduleMutation::Kind::kDelete) {
+  if (r->deleted()) {
+    m.delete_visibility = kind == ScheduleMutation::Kind::kUpdate;
+  } else if (kind != ScheduleMutation::Kind::kDelete) {
     visibility = ScheduleVisibility(*r, spec_ptr);
     m.visibility = &visibility;
   }
@@ -287,11 +291,26 @@ absl::Status HistoryEngine::CreateSchedule(v1::ScheduleRecord record,
   *record.mutable_info()->mutable_create_time() = ToProto(now);
   *record.mutable_last_processed_time() = ToProto(now);
   scheduler::ResolvePolicies(record.mutable_schedule());
+  // A deleted schedule's id may be taken again (Temporal starts its scheduler workflow with
+  // ALLOW_DUPLICATE): the new record replaces the old one.
+  ScheduleMutation::Kind kind = ScheduleMutation::Kind::kCreate;
+  auto existing = stores_->schedules->Get(shard.id(), record.namespace_id(), record.schedule_id());
+  if (existing.ok()) {
+    if (!existing->deleted()) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("schedule \"", record.schedule_id(), "\" is already registered"));
+    }
+    kind = ScheduleMutation::Kind::kUpdate;
+    record.set_db_version(existing->db_version());
+    record.set_wake_stamp(existing->wake_stamp());
+    // Its old visibility row went with the delete.
+  } else if (!absl::IsNotFound(existing.status())) {
+    return existing.status();
+  }
   if (initial_patch != nullptr) scheduler::ApplyPatch(&record, *initial_patch, now);
   bool retry_soon = false;
   StepSchedule(&record, now, &retry_soon);
-  absl::Status st =
-      CommitSchedule(shard, &record, ScheduleMutation::Kind::kCreate, now, retry_soon);
+  absl::Status st = CommitSchedule(shard, &record, kind, now, retry_soon);
   if (absl::IsAlreadyExists(st)) {
     return absl::AlreadyExistsError(
         absl::StrCat("schedule \"", record.schedule_id(), "\" is already registered"));
@@ -317,6 +336,7 @@ absl::Status HistoryEngine::MutateSchedule(
   ShardContext& shard = ShardFor(namespace_id, key);
   auto record = ReadSchedule(shard, namespace_id, schedule_id);
   if (!record.ok()) return record.status();
+  if (record->deleted()) return WorkflowNotFound("workflow execution already completed");
   const absl::Time now = clock_->Now();
   absl::Status st = fn(&*record, now);
   if (!st.ok()) return st;
@@ -373,7 +393,20 @@ absl::Status HistoryEngine::DeleteSchedule(const std::string& namespace_id,
   ShardContext& shard = ShardFor(namespace_id, key);
   auto record = ReadSchedule(shard, namespace_id, schedule_id);
   if (!record.ok()) return record.status();
-  return CommitSchedule(shard, &*record, ScheduleMutation::Kind::kDelete, clock_->Now());
+  if (record->deleted()) return WorkflowNotFound("workflow execution already completed");
+  // Kept, taking no action and listed nowhere, for the namespace's retention (as Temporal
+  // keeps the terminated scheduler workflow), then purged.
+  const absl::Time now = clock_->Now();
+  absl::Duration retention = absl::Hours(24);
+  if (auto ns = namespaces_->GetById(namespace_id);
+      ns.ok() && ns->config().has_workflow_execution_retention_ttl()) {
+    retention = FromProto(ns->config().workflow_execution_retention_ttl());
+  }
+  record->set_deleted(true);
+  *record->mutable_purge_time() = ToProto(now + retention);
+  record->clear_buffered_starts();
+  record->clear_ongoing_backfills();
+  return CommitSchedule(shard, &*record, ScheduleMutation::Kind::kUpdate, now);
 }
 
 absl::Status HistoryEngine::ProcessScheduleWake(const v1::TimerTask& task) {
@@ -391,6 +424,10 @@ absl::Status HistoryEngine::ProcessScheduleWake(const v1::TimerTask& task) {
     return absl::OkStatus();  // a wake-up that another replaced
   }
   const absl::Time now = clock_->Now();
+  if (record->deleted()) {
+    if (FromProto(record->purge_time()) > now) return absl::OkStatus();
+    return CommitSchedule(shard, &*record, ScheduleMutation::Kind::kDelete, now);
+  }
   auto compiled = scheduler::CompileSpec(record->schedule().spec(), scheduler::JitterSeed(*record));
   const auto wake = scheduler::NextWake(*record, compiled.ok() ? &*compiled : nullptr, now);
   if (wake.has_value() && wake->expire && wake->time <= now) {

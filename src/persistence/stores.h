@@ -272,6 +272,8 @@ struct ScheduleMutation {
   std::vector<v1::TimerTask> timer_tasks;
   // kCreate and kUpdate: the schedule's visibility row, written as a run's (null: unchanged).
   const v1::MutableState* visibility = nullptr;
+  // kUpdate: delete the record's visibility row instead (a deleted schedule's).
+  bool delete_visibility = false;
 };
 
 class ScheduleStore {

@@ -187,9 +187,25 @@ async def test_create_describe_list_and_delete(client: Client, task_queue: str,
         await handle.delete()
         with pytest.raises(RPCError) as caught:
             await handle.describe()
-        assert caught.value.status == RPCStatusCode.NOT_FOUND
-        assert caught.value.message == f"workflow not found for ID: temporal-sys-scheduler:{schedule_id}"
+        assert (caught.value.status, caught.value.message) == (RPCStatusCode.NOT_FOUND,
+                                                               "schedule not found")
+        with pytest.raises(RPCError) as caught:
+            await handle.pause()
+        assert (caught.value.status, caught.value.message) == (
+            RPCStatusCode.NOT_FOUND, "workflow execution already completed")
         assert schedule_id not in [s.id async for s in await client.list_schedules()]
+        # A deleted schedule's id can be taken again.
+        again = await client.create_schedule(
+            schedule_id, Schedule(action=action("ScheduledEcho", task_queue, "again", "x"),
+                                  spec=every(3600)))
+        assert (await again.describe()).info.num_actions == 0
+        await again.delete()
+        # One that never was: Temporal names its scheduler workflow.
+        with pytest.raises(RPCError) as caught:
+            await client.get_schedule_handle(f"{schedule_id}-never").describe()
+        assert (caught.value.status, caught.value.message) == (
+            RPCStatusCode.NOT_FOUND,
+            f"workflow not found for ID: temporal-sys-scheduler:{schedule_id}-never")
 
 
 async def test_deleting_a_schedule_leaves_its_workflows_running(client: Client,
@@ -243,13 +259,16 @@ async def test_overlap_policies(client: Client, task_queue: str, policy) -> None
             assert desc.info.num_actions_skipped_overlap == 0
             # Paused: the buffered starts are dropped when the running one ends (paused
             # schedules take no automated action).
+        # CANCEL_OTHER and TERMINATE_OTHER: each action stops the running run and starts
+        # once it has closed; whether the last one started before the pause is a matter of
+        # timing (a paused schedule drops the start that waited).
         elif policy == ScheduleOverlapPolicy.CANCEL_OTHER:
             assert len(runs) >= 3, statuses
-            assert len(running) == 1, statuses
+            assert len(running) <= 1, statuses
             assert all(r.status == WorkflowExecutionStatus.CANCELED for r in runs if r not in running)
         elif policy == ScheduleOverlapPolicy.TERMINATE_OTHER:
             assert len(runs) >= 3, statuses
-            assert len(running) == 1, statuses
+            assert len(running) <= 1, statuses
             for r in runs:
                 if r.status != WorkflowExecutionStatus.RUNNING:
                     assert r.status == WorkflowExecutionStatus.TERMINATED

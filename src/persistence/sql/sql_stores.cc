@@ -986,6 +986,10 @@ class SqlScheduleStore final : public ScheduleStore {
             nullptr);
         if (!st.ok()) return st;
       }
+      if (m.delete_visibility && m.kind == ScheduleMutation::Kind::kUpdate) {
+        st = DeleteVisibility(conn, record.namespace_id(), record.run_id());
+        if (!st.ok()) return st;
+      }
       if (m.visibility != nullptr && m.kind != ScheduleMutation::Kind::kDelete) {
         st = WriteVisibility(conn, driver_->dialect(), *m.visibility,
                              m.kind == ScheduleMutation::Kind::kCreate);
