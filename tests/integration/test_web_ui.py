@@ -33,7 +33,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -600,3 +600,48 @@ async def test_terminate_from_the_ui(client: Client, task_queue: str, browser: B
             await browser.assert_no_errors()
         finally:
             await finish(handle)
+
+
+async def test_create_schedule_from_the_ui(client: Client, task_queue: str,
+                                           browser: Browser) -> None:
+    info = await client.workflow_service.get_system_info(GetSystemInfoRequest())
+    if not info.capabilities.supports_schedules:
+        pytest.skip("the server does not support schedules yet")
+    schedule_id = unique_id("ui-created")
+    await browser.goto(f"/namespaces/{NAMESPACE}/schedules/create")
+    await browser.shows("Create Schedule")
+    page = browser.page
+    await page.get_by_test_id("schedule-name-input").fill(schedule_id)
+    await page.locator('input[placeholder="* * * * *"]').fill("30 12 * * *")
+    await page.get_by_test_id("schedule-type-input").fill("EchoWorkflow")
+    await page.get_by_test_id("schedule-workflow-id-input").fill(f"{schedule_id}-run")
+    await page.get_by_test_id("schedule-task-queue-input").fill(task_queue)
+    await browser.screenshot("schedule-create")
+    await page.get_by_test_id("create-schedule-button").click()
+    created = await browser.answer(rf"/schedules/{re.escape(schedule_id)}\?",
+                                   accept=lambda a: a.method == "POST")
+    assert created.status == 200, created
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        # The UI goes back to the list, which shows the new schedule.
+        await browser.until(
+            lambda: _lists(page, schedule_id), VISIBILITY_S, "the list shows the new schedule")
+        desc = await handle.describe()
+        action = desc.schedule.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert (action.workflow, action.id, action.task_queue) == (
+            "EchoWorkflow", f"{schedule_id}-run", task_queue)
+        # The cron string comes back as Temporal's structured calendar: 12:30:00 every day.
+        [calendar] = desc.schedule.spec.calendars
+        assert [(r.start, r.end) for r in calendar.hour] == [(12, 12)]
+        assert [(r.start, r.end) for r in calendar.minute] == [(30, 30)]
+        assert [(r.start, r.end) for r in calendar.second] == [(0, 0)]
+        assert desc.info.next_action_times[0].astimezone(timezone.utc).strftime("%H:%M:%S") == \
+            "12:30:00"
+        await browser.assert_no_errors()
+    finally:
+        await handle.delete()
+
+
+async def _lists(page: Any, schedule_id: str) -> bool:
+    return schedule_id in " ".join(await page.locator("table").all_inner_texts())
