@@ -403,6 +403,39 @@ async def test_list_matching_times_and_canonical_spec(client: Client, task_queue
     await handle.delete()
 
 
+@pytest.mark.parametrize("spec,start,end,expected", [
+    # Every 90 minutes from the epoch, shifted by 15: 2024-01-01T00:00Z is a multiple of 90 min.
+    (ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=90),
+                                                  offset=timedelta(minutes=15))]),
+     datetime(2024, 1, 1), datetime(2024, 1, 1, 6),
+     [datetime(2024, 1, 1, h, m) for h, m in ((0, 15), (1, 45), (3, 15), (4, 45))]),
+    # 09:30 on weekdays in New York across the start of daylight saving time (10 March 2024):
+    # 14:30Z while on EST, 13:30Z once on EDT; no action on the weekend.
+    (ScheduleSpec(calendars=[ScheduleCalendarSpec(hour=[ScheduleRange(9)], minute=[ScheduleRange(30)],
+                                                  day_of_week=[ScheduleRange(1, 5)])],
+                  time_zone_name="America/New_York"),
+     datetime(2024, 3, 8), datetime(2024, 3, 13, 23),
+     [datetime(2024, 3, 8, 14, 30), datetime(2024, 3, 11, 13, 30), datetime(2024, 3, 12, 13, 30),
+      datetime(2024, 3, 13, 13, 30)]),
+    # The last day of February, leap year or not, by a cron string's day-of-month range.
+    (ScheduleSpec(cron_expressions=["0 0 28-29 2 *"]),
+     datetime(2023, 1, 1), datetime(2024, 12, 31),
+     [datetime(2023, 2, 28), datetime(2024, 2, 28), datetime(2024, 2, 29)]),
+], ids=["interval-with-offset", "calendar-new-york-dst", "cron-february-end"])
+async def test_matching_times_of_other_spec_forms(client: Client, task_queue: str, spec,
+                                                  start, end, expected) -> None:
+    schedule_id = unique_id("sched-forms")
+    handle = await client.create_schedule(
+        schedule_id, Schedule(action=action("ScheduledEcho", task_queue, "forms"), spec=spec,
+                              state=ScheduleState(paused=True)))
+    request = ListScheduleMatchingTimesRequest(namespace="default", schedule_id=schedule_id)
+    request.start_time.FromDatetime(start)
+    request.end_time.FromDatetime(end)
+    response = await client.workflow_service.list_schedule_matching_times(request)
+    assert [t.ToDatetime() for t in response.start_time] == expected
+    await handle.delete()
+
+
 async def test_invalid_schedules_are_refused(client: Client, task_queue: str) -> None:
     with pytest.raises(RPCError) as caught:
         await client.create_schedule(
